@@ -1,0 +1,5 @@
+"""dead_letters Lambda: wiring only; the entry point lives in the shared layer (scrapersky.entrypoints)."""
+
+from scrapersky.entrypoints import dead_letter_handler as lambda_handler
+
+__all__ = ["lambda_handler"]

@@ -1,0 +1,5 @@
+"""worker Lambda: wiring only; the entry point lives in the shared layer (scrapersky.entrypoints)."""
+
+from scrapersky.entrypoints import worker_handler as lambda_handler
+
+__all__ = ["lambda_handler"]

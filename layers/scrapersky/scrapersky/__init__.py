@@ -1,0 +1,1 @@
+"""ScraperSky shared package: domain, ports, adapters and the composition root."""

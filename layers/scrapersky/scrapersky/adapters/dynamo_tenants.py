@@ -1,0 +1,25 @@
+"""TenantStore on DynamoDB: API keys are stored only as SHA-256 hashes (pk K#<hash>)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapersky.adapters.ddb import de_item, ser, ser_item
+from scrapersky.ports import TenantStore
+
+
+class DynamoTenantStore(TenantStore):
+    def __init__(self, table_name: str, client: Any) -> None:
+        self.table = table_name
+        self.ddb = client
+
+    def put_tenant(self, tenant_id: str, name: str, role: str, key_hash: str, now: float) -> None:
+        self.ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": self.table, "Item": ser_item(
+                {"pk": f"T#{tenant_id}", "tenant_id": tenant_id, "name": name, "role": role, "created_at": now})}},
+            {"Put": {"TableName": self.table, "Item": ser_item(
+                {"pk": f"K#{key_hash}", "tenant_id": tenant_id, "name": name, "role": role, "created_at": now})}},
+        ])
+
+    def by_key_hash(self, key_hash: str) -> dict[str, Any] | None:
+        return de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(f"K#{key_hash}")}).get("Item"))

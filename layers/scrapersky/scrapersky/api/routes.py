@@ -1,0 +1,110 @@
+"""Route definitions, one Router per Lambda function. Each route parses, calls one use case, answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from scrapersky.api.resolver import caller, deps_of, json_response, openapi_json, require_admin
+from scrapersky.models import CreateBatchRequest, CreateProxyRequest, CreateTenantRequest, ScrapeRequest
+from scrapersky.services import admin, batches, scrape
+
+ItemStatusQ = Literal["pending", "in_progress", "succeeded", "failed", "cancelled"]
+BatchStatusQ = Literal["queued", "pending", "processing", "completed", "partial", "failed", "cancelled"]
+
+batches_router = Router()
+status_router = Router()
+scrape_router = Router()
+admin_router = Router()
+
+
+@batches_router.post("/batches", summary="Create a batch", responses={201: {"description": "Batch created"}})
+def create_batch(body: Annotated[CreateBatchRequest, Body()]):
+    who = caller(batches_router)
+    return json_response(201, batches.create_batch(deps_of(batches_router), who["tenant_id"], body))
+
+
+@batches_router.post("/batches/<batch_id>/start", summary="Start a queued batch")
+def start_batch(batch_id: str):
+    who = caller(batches_router)
+    return json_response(202, batches.start_batch(deps_of(batches_router), who["tenant_id"], batch_id))
+
+
+@batches_router.post("/batches/<batch_id>/cancel", summary="Cancel a batch")
+def cancel_batch(batch_id: str):
+    who = caller(batches_router)
+    return json_response(202, batches.cancel_batch(deps_of(batches_router), who["tenant_id"], batch_id))
+
+
+@status_router.get("/batches", summary="List the tenant's batches, newest first")
+def list_batches(
+    status: Annotated[BatchStatusQ | None, Query()] = None,
+    group: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+):
+    who = caller(status_router)
+    return json_response(200, batches.list_batches(deps_of(status_router), who["tenant_id"], status, group, limit,
+                                                   cursor))
+
+
+@status_router.get("/batches/<batch_id>", summary="Progress of one batch (O(1))")
+def get_batch(batch_id: str):
+    who = caller(status_router)
+    return json_response(200, batches.get_batch(deps_of(status_router), who["tenant_id"], batch_id))
+
+
+@status_router.get("/batches/<batch_id>/items", summary="Items of a batch with their results")
+def list_items(
+    batch_id: str,
+    status: Annotated[ItemStatusQ | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+):
+    who = caller(status_router)
+    return json_response(200, batches.list_items(deps_of(status_router), who["tenant_id"], batch_id, status, limit,
+                                                 cursor))
+
+
+@status_router.get("/health", summary="Liveness (no auth)", security=[])
+def health():
+    return json_response(200, {"status": "ok"})
+
+
+@status_router.get("/openapi.json", summary="This API's OpenAPI document")
+def openapi():
+    return Response(status_code=200, content_type="application/json", body=openapi_json())
+
+
+@scrape_router.post("/scrape", summary="Check one item synchronously")
+def scrape_one(body: Annotated[ScrapeRequest, Body()]):
+    caller(scrape_router)
+    return json_response(200, scrape.scrape(deps_of(scrape_router), body))
+
+
+@admin_router.post("/tenants", summary="Create a tenant and its API key (shown once)")
+def create_tenant(body: Annotated[CreateTenantRequest, Body()]):
+    require_admin(admin_router)
+    return json_response(201, admin.create_tenant(deps_of(admin_router), body))
+
+
+@admin_router.post("/proxies", summary="Register a proxy")
+def add_proxy(body: Annotated[CreateProxyRequest, Body()]):
+    require_admin(admin_router)
+    return json_response(201, admin.add_proxy(deps_of(admin_router), body))
+
+
+@admin_router.get("/proxies", summary="The proxy pool and each proxy's state")
+def list_proxies():
+    require_admin(admin_router)
+    return json_response(200, admin.list_proxies(deps_of(admin_router)))
+
+
+@admin_router.delete("/proxies/<proxy_id>", summary="Remove a proxy")
+def delete_proxy(proxy_id: str):
+    require_admin(admin_router)
+    admin.delete_proxy(deps_of(admin_router), proxy_id)
+    return Response(status_code=204, body="")

@@ -1,0 +1,45 @@
+"""The composition root: builds the real adapters once per cold start and hands them to the use cases."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from scrapersky.adapters.dynamo_batches import DynamoBatchStore
+from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
+from scrapersky.adapters.http_fetcher import RequestsFetcher
+from scrapersky.adapters.sqs_queue import SqsWorkQueue
+from scrapersky.domain.targets import TargetPolicy
+from scrapersky.ports import SystemClock
+from scrapersky.services.context import Deps
+from scrapersky.settings import Settings
+
+_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32,
+                     connect_timeout=5, read_timeout=30)
+
+
+def build(settings: Settings | None = None, session: Any = None) -> Deps:
+    settings = settings or Settings.from_env()
+    session = session or boto3.session.Session()
+    ddb = session.client("dynamodb", config=_AWS_CONFIG)
+    sqs = session.client("sqs", config=_AWS_CONFIG)
+    policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
+    return Deps(
+        settings=settings,
+        store=DynamoBatchStore(settings.batches_table, ddb),
+        pool=DynamoProxyPool(settings.proxies_table, ddb, quarantine_after=settings.quarantine_after),
+        tenants=DynamoTenantStore(settings.tenants_table, ddb),
+        queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
+        fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
+        clock=SystemClock(),
+    )
+
+
+@functools.cache
+def deps() -> Deps:
+    """One Deps per Lambda container (cold start)."""
+    return build()

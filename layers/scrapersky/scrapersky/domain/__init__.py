@@ -1,0 +1,1 @@
+"""Pure domain logic: no AWS, no network, no environment reads."""

@@ -1,0 +1,56 @@
+"""Extracts the page summary (title, description, canonical, first h1) with the standard library parser."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+
+class _Summary(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title: str | None = None
+        self.description: str | None = None
+        self.canonical: str | None = None
+        self.h1: str | None = None
+        self._capture: str | None = None
+        self._buf: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "title" and self.title is None:
+            self._start("title")
+        elif tag == "h1" and self.h1 is None:
+            self._start("h1")
+        elif tag == "meta" and self.description is None and a.get("name", "").lower() == "description":
+            self.description = _clean(a.get("content", ""))
+        elif tag == "link" and self.canonical is None and "canonical" in a.get("rel", "").lower().split():
+            self.canonical = a.get("href") or None
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._capture == tag:
+            text = _clean("".join(self._buf))
+            setattr(self, tag, text)
+            self._capture = None
+
+    def handle_data(self, data: str) -> None:
+        if self._capture:
+            self._buf.append(data)
+
+    def _start(self, tag: str) -> None:
+        self._capture = tag
+        self._buf = []
+
+
+def _clean(text: str) -> str | None:
+    text = " ".join(text.split())
+    return text[:1000] or None
+
+
+def summarise_html(text: str) -> dict[str, str | None]:
+    parser = _Summary()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:  # noqa: BLE001 - a malformed page still yields what was parsed so far
+        pass
+    return {"title": parser.title, "description": parser.description, "canonical": parser.canonical, "h1": parser.h1}

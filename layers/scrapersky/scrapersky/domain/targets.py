@@ -1,0 +1,149 @@
+"""Normalising and guarding targets: what a `page` item may be, and where the fetcher may go."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from scrapersky.models import MAX_ITEM_LENGTH, RejectedItem
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+_SCHEMES = {"http", "https"}
+DEFAULT_PORTS = frozenset({80, 443, 8080, 8443})
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+
+
+class InvalidTarget(ValueError):
+    """A target that can never be fetched; its message is the reason shown to the client."""
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Where fetches may go. A deployed stack refuses private addresses; the local stack allows loopback."""
+
+    allow_private: bool = False
+    allowed_ports: frozenset[int] = DEFAULT_PORTS
+    any_port: bool = False
+
+    def check_port(self, port: int) -> None:
+        if not self.any_port and port not in self.allowed_ports:
+            raise InvalidTarget(f"port {port} is not allowed (allowed: {sorted(self.allowed_ports)})")
+
+    def check_address(self, address: str) -> None:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if self.allow_private:
+            return
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if (
+            ip.is_private
+            or ip.is_loopback
+            or ip.is_link_local
+            or ip.is_multicast
+            or ip.is_reserved
+            or ip.is_unspecified
+            or str(ip) == "169.254.169.254"
+        ):
+            raise InvalidTarget(f"address {ip} is private, loopback, link-local or reserved")
+
+
+def normalise_page(raw: str, policy: TargetPolicy) -> str:
+    """A `page` item as an absolute http(s) URL; bare domains become https://domain/."""
+    text = raw.strip()
+    if not text:
+        raise InvalidTarget("empty item")
+    if len(text) > MAX_ITEM_LENGTH:
+        raise InvalidTarget(f"longer than {MAX_ITEM_LENGTH} characters")
+    if "://" not in text:
+        if ":" in text.split("/", 1)[0] and not re.match(r"^[^:/]+:\d+(/|$)", text):
+            raise InvalidTarget("unsupported scheme (only http and https)")
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as e:
+        raise InvalidTarget(f"not a valid URL: {e}") from e
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise InvalidTarget(f"unsupported scheme '{scheme}' (only http and https)")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidTarget("no host")
+    if parts.username or parts.password:
+        raise InvalidTarget("credentials in the URL are not allowed")
+    if any(c.isspace() for c in text):
+        raise InvalidTarget("whitespace inside the URL")
+    guard_host(host, policy)
+    effective_port = port or (443 if scheme == "https" else 80)
+    policy.check_port(effective_port)
+    netloc = host if ":" not in host else f"[{host}]"
+    if port and not ((scheme == "https" and port == 443) or (scheme == "http" and port == 80)):
+        netloc = f"{netloc}:{port}"
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def guard_host(host: str, policy: TargetPolicy) -> None:
+    """Checks a host name without resolving it (resolution happens at fetch time, per hop)."""
+    if host in _METADATA_HOSTS or host.endswith(".internal"):
+        if not policy.allow_private:
+            raise InvalidTarget(f"host {host} is not allowed")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            if not policy.allow_private:
+                raise InvalidTarget("localhost is not allowed") from None
+            return
+        if not _DOMAIN.match(host):
+            raise InvalidTarget(f"'{host}' is not a valid host name") from None
+        if "." not in host and not policy.allow_private:
+            raise InvalidTarget(f"'{host}' is not a public domain name") from None
+        return
+    policy.check_address(host)
+
+
+def guard_resolved(url: str, policy: TargetPolicy, resolve: Callable[[str, int], Iterable[str]]) -> None:
+    """The SSRF check of one hop: scheme, port, and every address the host resolves to."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise InvalidTarget(f"unsupported scheme '{parts.scheme}'")
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    guard_host(host, policy)
+    policy.check_port(port)
+    for address in resolve(host, port):
+        policy.check_address(address)
+
+
+@dataclass
+class NormalisedItems:
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[RejectedItem] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def normalise_items(kind: str, raw_items: Iterable[str], policy: TargetPolicy) -> NormalisedItems:
+    """Normalises per kind, drops duplicates after normalisation, rejects invalid items with a reason."""
+    if kind != "page":
+        raise InvalidTarget(f"kind '{kind}' is not served by this deployment (served: page)")
+    out = NormalisedItems()
+    seen: set[str] = set()
+    for raw in raw_items:
+        try:
+            url = normalise_page(raw, policy)
+        except InvalidTarget as e:
+            out.rejected.append(RejectedItem(item=raw[:MAX_ITEM_LENGTH], reason=str(e)))
+            continue
+        if url in seen:
+            out.duplicates += 1
+            continue
+        seen.add(url)
+        out.accepted.append(url)
+    return out
+
+
+SERVED_KINDS = ("page",)

@@ -1,0 +1,146 @@
+"""Lambda entry points assembled once: Powertools decorators around the use cases, deps from the root.
+
+Each functions/<name>/app.py imports the one it serves, so handlers stay a line and the wiring is tested here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponse,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from scrapersky import bootstrap
+from scrapersky.api.resolver import make_resolver
+from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+from scrapersky.models import FanoutMessage, WorkMessage
+from scrapersky.observability import logger, metrics, tracer
+from scrapersky.services import admin, dead_letters, fanout, maintenance, worker
+from scrapersky.services.context import Deps
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.deps) -> Handler:
+    app = make_resolver(*routers)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        app.append_context(deps=deps_factory())
+        return app.resolve(event, context)
+
+    return handler
+
+
+batches_handler = http_handler(batches_router)
+status_handler = http_handler(status_router)
+scrape_handler = http_handler(scrape_router)
+admin_handler = http_handler(admin_router)
+
+
+def _sqs_handler(record_handler_factory: Callable[[Deps], Callable[[SQSRecord], Any]],
+                 deps_factory: Callable[[], Deps] = bootstrap.deps) -> Handler:
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return process_partial_response(event=event, record_handler=record_handler_factory(deps_factory()),
+                                        processor=processor, context=context)
+
+    return handler
+
+
+def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    cache = worker.InvocationCache()
+
+    def on_record(record: SQSRecord) -> str:
+        msg = WorkMessage.model_validate_json(record.body)
+        logger.append_keys(batch_id=msg.batch_id, item_seq=msg.seq, tenant_id=msg.tenant_id)
+        try:
+            result = worker.handle_record(deps, msg, record.receipt_handle,
+                                          int(record.attributes.approximate_receive_count or 1), cache)
+        except worker.Deferred as d:
+            metrics.add_metric(name="ItemsDeferred", unit=MetricUnit.Count, value=1)
+            logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason})
+            raise
+        _emit(result.metrics)
+        logger.info("item processed", extra={"outcome": result.outcome})
+        return result.outcome
+
+    return on_record
+
+
+def _emit(values: dict[str, float]) -> None:
+    names = {"succeeded": "ItemsSucceeded", "failed": "ItemsFailed", "retried": "ItemsRetried",
+             "rate_limited": "RateLimited", "deferred": "ItemsDeferred"}
+    for key, value in values.items():
+        if key in names:
+            metrics.add_metric(name=names[key], unit=MetricUnit.Count, value=value)
+    if "fetch_ms" in values:
+        metrics.add_metric(name="FetchLatency", unit=MetricUnit.Milliseconds, value=values["fetch_ms"])
+    if "lease_wait_ms" in values:
+        metrics.add_metric(name="LeaseWait", unit=MetricUnit.Milliseconds, value=values["lease_wait_ms"])
+
+
+def _fanout_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    def on_record(record: SQSRecord) -> str:
+        msg = FanoutMessage.model_validate_json(record.body)
+        logger.append_keys(batch_id=msg.batch_id, tenant_id=msg.tenant_id)
+        return fanout.handle(deps, msg)
+
+    return on_record
+
+
+def _dead_letter_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    def on_record(record: SQSRecord) -> str:
+        outcome = dead_letters.handle(deps, record.body)
+        logger.warning("dead letter settled", extra={"outcome": outcome, "message_id": record.message_id})
+        metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=1)
+        return outcome
+
+    return on_record
+
+
+worker_handler = _sqs_handler(_work_records)
+fanout_handler = _sqs_handler(_fanout_records)
+dead_letter_handler = _sqs_handler(_dead_letter_records)
+
+
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    who = admin.authenticate(bootstrap.deps(), event.headers.get("Authorization") or event.headers.get("authorization"))
+    if who is None:
+        raise Exception("Unauthorized")  # API Gateway answers 401 {"message": "Unauthorized"}
+    arn = event.parsed_arn
+    policy = APIGatewayAuthorizerResponse(
+        principal_id=who["tenant_id"], region=arn.region, aws_account_id=arn.aws_account_id, api_id=arn.api_id,
+        stage=arn.stage, context={"tenant_id": who["tenant_id"], "role": who.get("role", "tenant")},
+    )
+    policy.allow_all_routes()  # the result is cached per key, so it must hold for every route
+    return policy.asdict()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = bootstrap.deps()
+    report = maintenance.check_quarantined(deps)
+    states = [admin.proxy_view(p, deps.clock.now())["state"] for p in deps.pool.list()]
+    for state in ("available", "cooling", "quarantined"):
+        metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=states.count(state))
+    logger.info("maintenance", extra={"report": json.dumps(report)})
+    return report

@@ -1,0 +1,151 @@
+"""Shapes shared by every layer: constrained types, API bodies and answers, message bodies."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+BatchId = Annotated[str, StringConstraints(pattern=r"^b_[0-9a-z]{20,40}$")]
+TenantId = Annotated[str, StringConstraints(pattern=r"^t_[0-9a-z_-]{1,64}$")]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+Kind = Literal["page", "sitemap", "profile"]
+
+MAX_ITEMS_PER_BATCH = 10_000
+MAX_ITEM_LENGTH = 2048
+
+
+class BatchStatus(StrEnum):
+    QUEUED = "queued"
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_BATCH
+
+
+TERMINAL_BATCH = {BatchStatus.COMPLETED, BatchStatus.PARTIAL, BatchStatus.FAILED, BatchStatus.CANCELLED}
+
+
+class ItemStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+
+class BatchOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Real attempts (not rate-limit deferrals)")
+    timeout_s: float = Field(default=20.0, gt=0, le=60, description="Total deadline of one fetch")
+    max_bytes: int = Field(default=2_000_000, ge=1024, le=10_000_000, description="Byte cap of one download")
+
+
+class CreateBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind = "page"
+    items: list[Annotated[str, StringConstraints(max_length=MAX_ITEM_LENGTH)]] = Field(
+        min_length=1, max_length=MAX_ITEMS_PER_BATCH
+    )
+    options: BatchOptions = Field(default_factory=BatchOptions)
+    group: GroupName | None = None
+    start: bool = True
+    client_token: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class ScrapeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind = "page"
+    item: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ITEM_LENGTH)]
+    options: BatchOptions = Field(default_factory=BatchOptions)
+
+
+class CreateTenantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 ._-]+$")]
+    role: Literal["tenant", "admin"] = "tenant"
+
+
+class CreateProxyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, StringConstraints(min_length=8, max_length=512)]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RejectedItem(BaseModel):
+    item: str
+    reason: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class PageResult(BaseModel):
+    status_code: int
+    final_url: str
+    content_type: str | None = None
+    bytes: int
+    elapsed_ms: int
+    title: str | None = None
+    description: str | None = None
+    canonical: str | None = None
+    h1: str | None = None
+    truncated: bool = False
+    redirects: int = 0
+
+
+class ItemView(BaseModel):
+    item: str
+    status: ItemStatus
+    attempts: int = 0
+    deferrals: int = 0
+    http_status: int | None = None
+    error: ErrorInfo | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: int | None = None
+    result: dict[str, Any] | None = None
+
+
+class WorkMessage(BaseModel):
+    """One item to process; the body of a work-queue message."""
+
+    batch_id: str
+    tenant_id: str
+    seq: int
+    shard: int
+    kind: Kind
+    item: str
+    max_attempts: int = 3
+    timeout_s: float = 20.0
+    max_bytes: int = 2_000_000
+    deferrals: int = 0
+
+
+class FanoutMessage(BaseModel):
+    """A fan-out queue message: write a chunk of items, dispatch a started batch, or sweep a cancelled one."""
+
+    type: Literal["chunk", "dispatch", "cancel"]
+    batch_id: str
+    tenant_id: str
+    first_seq: int = 0
+    items: list[str] = Field(default_factory=list)
+    cursor: str | None = None

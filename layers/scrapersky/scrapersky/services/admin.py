@@ -1,0 +1,82 @@
+"""Tenants and proxies (admin API), and the authorizer's key check."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapersky.domain.progress import iso
+from scrapersky.errors import InvalidInput, NotFound
+from scrapersky.models import CreateProxyRequest, CreateTenantRequest
+from scrapersky.services.context import Deps
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def create_tenant(deps: Deps, req: CreateTenantRequest, api_key: str | None = None,
+                  tenant_id: str | None = None) -> dict[str, Any]:
+    """The key is returned once and stored only as its hash."""
+    key = api_key or f"sk_{secrets.token_urlsafe(32)}"
+    tid = tenant_id or f"t_{secrets.token_hex(8)}"
+    deps.tenants.put_tenant(tid, req.name, req.role, hash_key(key), deps.clock.now())
+    return {"tenant_id": tid, "name": req.name, "role": req.role, "api_key": key}
+
+
+def authenticate(deps: Deps, authorization: str | None) -> dict[str, Any] | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return deps.tenants.by_key_hash(hash_key(token.strip()))
+
+
+def mask_endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username[:2]}***@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}"
+
+
+def add_proxy(deps: Deps, req: CreateProxyRequest) -> dict[str, Any]:
+    try:
+        parts = urlsplit(req.url)
+        port = parts.port
+    except ValueError as e:
+        raise InvalidInput(f"proxy url is not valid: {e}", [{"field": "url", "message": str(e)}]) from e
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+        raise InvalidInput("proxy url must look like http://user:pass@host:port",
+                           [{"field": "url", "message": "scheme http/https, a host and a port are required"}])
+    proxy_id = f"p_{secrets.token_hex(8)}"
+    endpoint = mask_endpoint(req.url)
+    deps.pool.add(proxy_id, req.url, endpoint, req.labels, deps.clock.now())
+    return {"proxy_id": proxy_id, "endpoint": endpoint}
+
+
+def proxy_view(rec: dict[str, Any], now: float) -> dict[str, Any]:
+    cooldowns = {h: iso(float(t)) for h, t in (rec.get("cooldowns") or {}).items() if float(t) > now}
+    state = rec.get("state", "available")
+    if state == "available" and cooldowns:
+        state = "cooling"
+    return {
+        "proxy_id": rec["proxy_id"], "endpoint": rec.get("endpoint"), "labels": rec.get("labels", {}),
+        "state": state, "leased": float(rec.get("lease_until", 0)) > now, "cooldowns": cooldowns,
+        "succeeded": int(rec.get("succeeded", 0)), "failed": int(rec.get("failed", 0)),
+        "rate_limited": int(rec.get("rate_limited", 0)), "last_used_at": iso(rec.get("last_used_at")),
+        "consecutive_errors": int(rec.get("consecutive_errors", 0)),
+    }
+
+
+def list_proxies(deps: Deps) -> dict[str, Any]:
+    now = deps.clock.now()
+    return {"proxies": [proxy_view(p, now) for p in sorted(deps.pool.list(), key=lambda p: p["proxy_id"])]}
+
+
+def delete_proxy(deps: Deps, proxy_id: str) -> None:
+    if not deps.pool.delete(proxy_id):
+        raise NotFound(f"proxy {proxy_id} not found")

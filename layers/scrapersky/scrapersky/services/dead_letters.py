@@ -1,0 +1,51 @@
+"""Poison messages: whatever could not be processed ends as a failed item, so no batch ever hangs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scrapersky.models import FanoutMessage, WorkMessage
+from scrapersky.services import items
+from scrapersky.services.context import Deps
+from scrapersky.services.lifecycle import finish_if_done
+
+CODE = "poison_message"
+
+
+def handle(deps: Deps, body: str) -> str:
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return "unreadable"
+    if not isinstance(data, dict) or "batch_id" not in data:
+        return "unreadable"
+    if "seq" in data:
+        msg = WorkMessage.model_validate(data)
+        items.fail_whatever_state(deps, msg.batch_id, msg.seq, msg.shard, msg.item, msg.tenant_id, CODE,
+                                  "the item could not be processed and was moved to the dead-letter queue")
+        finish_if_done(deps, msg.batch_id)
+        return "item_failed"
+    fan = FanoutMessage.model_validate(data)
+    meta = deps.store.get_meta(fan.batch_id)
+    if meta is None:
+        return "unknown_batch"
+    shards = int(meta["shards"])
+    if fan.type == "chunk":
+        for seq, item in enumerate(fan.items, start=fan.first_seq):
+            items.fail_whatever_state(deps, fan.batch_id, seq, seq % shards, item, fan.tenant_id, CODE,
+                                      "the item could not be stored and was moved to the dead-letter queue")
+    else:
+        cursor = fan.cursor
+        while True:
+            rows, cursor = deps.store.pending_items(fan.batch_id, cursor, 500)
+            for r in rows:
+                if fan.type == "cancel":
+                    items.cancel(deps, fan.batch_id, int(r["seq"]), int(r["shard"]))
+                else:
+                    items.fail_whatever_state(deps, fan.batch_id, int(r["seq"]), int(r["shard"]), r["item"],
+                                              fan.tenant_id, CODE, "the batch could not be dispatched")
+            if not cursor:
+                break
+    finish_if_done(deps, fan.batch_id)
+    return f"{fan.type}_settled"

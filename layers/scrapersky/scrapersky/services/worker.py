@@ -1,0 +1,141 @@
+"""The worker use case: one work message -> lease a proxy, claim the item, fetch, record, release."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapersky.domain.outcomes import OutcomeKind, classify, full_jitter_backoff
+from scrapersky.errors import NoProxyAvailable
+from scrapersky.models import WorkMessage
+from scrapersky.ports import ClaimRefused, Lease
+from scrapersky.services import items
+from scrapersky.services.context import Deps
+from scrapersky.services.lifecycle import finish_if_done
+
+RATE_LIMIT_FALLBACK_S = 5.0
+MAX_DEFER_S = 900.0
+
+
+class Deferred(Exception):
+    """The message goes back to the queue (reported as a batch item failure) after `seconds`."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(f"deferred {seconds:.1f}s: {reason}")
+        self.seconds = seconds
+        self.reason = reason
+
+
+@dataclass
+class Result:
+    """What became of one message: `done` (delete it) or `retry_in_s` (put it back that much later)."""
+
+    outcome: str
+    retry_in_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class InvocationCache:
+    """Batch records read during one invocation (cancel is seen by the next invocation at the latest)."""
+
+    metas: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)
+
+
+def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Random | None = None) -> Result:
+    rng = rng or random.Random()
+    if msg.batch_id not in cache.metas:
+        cache.metas[msg.batch_id] = deps.store.get_meta(msg.batch_id)
+    meta = cache.metas[msg.batch_id]
+    if meta is None:
+        return Result("dropped_unknown_batch")
+    if meta["status"] == "cancelled":
+        items.cancel(deps, msg.batch_id, msg.seq, msg.shard)
+        return Result("cancelled")
+    host = urlsplit(msg.item).hostname or ""
+    settings = deps.settings
+    now = deps.clock.now()
+    owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}"
+    try:
+        lease = deps.pool.lease(host, owner, now, settings.lease_seconds)
+    except NoProxyAvailable as e:
+        wait = max(0.5, e.retry_at - now) + rng.uniform(0, 1.0)
+        return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, wait), metrics={"deferred": 1})
+    lease_wait_ms = (deps.clock.now() - now) * 1000
+    claim = deps.store.claim_item(msg.batch_id, msg.seq, msg.shard, owner, now + settings.lease_seconds, now)
+    if isinstance(claim, ClaimRefused):
+        deps.pool.release(lease, host, deps.clock.now(), "unused", None, False)
+        if claim.terminal:
+            return Result("duplicate_delivery")
+        return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
+    if claim.last_proxy == lease.proxy_id and claim.attempts > 0:
+        lease = _prefer_other_proxy(deps, lease, host, owner)
+    if msg.batch_id not in cache.started and meta["status"] == "pending":
+        deps.store.update_status(msg.batch_id, "processing", ("pending",), now, {"started_at": now})
+    cache.started.add(msg.batch_id)
+
+    fetched = deps.fetcher.fetch(msg.item, lease.url, msg.timeout_s, msg.max_bytes)
+    done_at = deps.clock.now()
+    outcome = classify(fetched, done_at)
+    metrics: dict[str, float] = {"lease_wait_ms": lease_wait_ms, "fetch_ms": (done_at - now) * 1000}
+
+    if outcome.kind is OutcomeKind.RATE_LIMITED:
+        cooldown = outcome.retry_after_s or RATE_LIMIT_FALLBACK_S
+        deps.pool.release(lease, host, done_at, "rate_limited", cooldown, False)
+        items.back_to_pending(deps, msg.batch_id, msg.seq, msg.shard, owner, attempt_spent=False,
+                              proxy_id=lease.proxy_id, code=outcome.code, message=outcome.message)
+        metrics["rate_limited"] = 1
+        # Soon: the next delivery leases another proxy whose slot is open, or learns exactly when one opens.
+        return Result("rate_limited", retry_in_s=rng.uniform(0.5, 1.5), metrics=metrics)
+
+    deps.pool.release(lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None,
+                      outcome.proxy_fault)
+    if outcome.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < msg.max_attempts:
+        items.back_to_pending(deps, msg.batch_id, msg.seq, msg.shard, owner, attempt_spent=True,
+                              proxy_id=lease.proxy_id, code=outcome.code, message=outcome.message)
+        metrics["retried"] = 1
+        return Result("retry", retry_in_s=min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng)),
+                      metrics=metrics)
+    succeeded = outcome.kind is OutcomeKind.SUCCESS
+    won = items.finish(deps, msg.batch_id, msg.seq, msg.shard, owner, "in_progress", succeeded=succeeded,
+                       item=msg.item, code=outcome.code, message=outcome.message, http_status=outcome.http_status,
+                       result=outcome.result)
+    if won:
+        finish_if_done(deps, msg.batch_id)
+        metrics["succeeded" if succeeded else "failed"] = 1
+    return Result("succeeded" if succeeded else f"failed:{outcome.code}", metrics=metrics)
+
+
+def _prefer_other_proxy(deps: Deps, lease: Lease, host: str, owner: str) -> Lease:
+    """A retry goes through another proxy when one is free; otherwise the same one is better than waiting."""
+    now = deps.clock.now()
+    try:
+        other = deps.pool.lease(host, owner + ":alt", now, deps.settings.lease_seconds, avoid=lease.proxy_id)
+    except NoProxyAvailable:
+        return lease
+    if other.proxy_id == lease.proxy_id:
+        deps.pool.release(other, host, now, "unused", None, False)
+        return lease
+    deps.pool.release(lease, host, now, "unused", None, False)
+    return other
+
+
+def handle_record(deps: Deps, msg: WorkMessage, receipt_handle: str, receive_count: int,
+                  cache: InvocationCache) -> Result:
+    """Processes one SQS record; a message that must wait goes back with a precise visibility timeout.
+
+    Rate-limit waits must never push a healthy item into the DLQ: close to maxReceiveCount the message is
+    re-sent as a fresh message (DelaySeconds, deferral counter) and the old one is deleted."""
+    result = process(deps, msg, cache)
+    if result.retry_in_s is None:
+        return result
+    if receive_count >= deps.settings.work_max_receive_count - 2:
+        fresh = msg.model_copy(update={"deferrals": msg.deferrals + 1})
+        deps.queue.send_work([fresh], delay_s=int(min(900, result.retry_in_s)))
+        return result
+    deps.queue.change_visibility(receipt_handle, int(max(1, round(result.retry_in_s))))
+    raise Deferred(result.retry_in_s, result.outcome)
