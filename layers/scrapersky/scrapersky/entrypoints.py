@@ -39,9 +39,22 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         app.append_context(deps=deps_factory())
-        return app.resolve(event, context)
+        return app.resolve(_json_by_default(event), context)
 
     return handler
+
+
+def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
+    """The API speaks JSON: a body sent without a JSON content type (curl -d) is read as JSON anyway."""
+    headers = event.get("headers") or {}
+    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
+    if event.get("body") and "json" not in ctype.lower():
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = "application/json"
+        multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+        multi["Content-Type"] = ["application/json"]
+        event = {**event, "headers": headers, "multiValueHeaders": multi}
+    return event
 
 
 batches_handler = http_handler(batches_router)

@@ -178,7 +178,7 @@ class DynamoBatchStore(BatchStore):
                 break
         results = []
         for meta in found[:limit]:
-            full = self.get_batch(meta["batch_id"])
+            full = self.get_batch(meta["gsi1sk"])
             if full:
                 results.append(full)
         return results, _encode_cursor(start)

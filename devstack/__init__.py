@@ -1,0 +1,1 @@
+"""The docker-less local stack and its loopback fixtures (demo site, proxy servers). Not deployed."""

@@ -1,0 +1,224 @@
+"""The docker-less local stack: ministack (a local AWS emulator that runs the Lambda handlers without
+Docker) with the very template.yaml built by `sam build`, seeded tenants, and the API on :3000.
+
+    python -m devstack.stack            # foreground until Ctrl-C / SIGTERM (make local)
+
+Environment: SCRAPERSKY_HOST / SCRAPERSKY_PORT (API, default 127.0.0.1:3000), SCRAPERSKY_API_KEY /
+SCRAPERSKY_ADMIN_KEY (seeded keys), SCRAPERSKY_MINISTACK_PORT (default: a free port),
+SCRAPERSKY_WORKER_CONCURRENCY (default 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from devstack.cfn_yaml import load_template
+from devstack.gateway import Gateway
+from devstack.proxies import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / ".aws-sam" / "build"
+STATE_DIR = ROOT / ".cache" / "devstack"
+MINISTACK = ROOT / ".venv-ministack" / "bin" / "ministack"
+BUCKET = "scrapersky-artifacts"
+STACK = "scrapersky-local"
+REGION = "us-east-1"
+LOCAL_TENANT = "t_local"
+LOCAL_ADMIN = "t_admin"
+
+
+def log(msg: str) -> None:
+    print(f"[local-stack] {msg}", file=sys.stderr, flush=True)
+
+
+def aws_client(service: str, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test",
+                        aws_secret_access_key="test")
+
+
+@dataclass
+class LocalStack:
+    api_host: str = os.environ.get("SCRAPERSKY_HOST", "127.0.0.1")
+    api_port: int = int(os.environ.get("SCRAPERSKY_PORT", "3000"))
+    api_key: str = os.environ.get("SCRAPERSKY_API_KEY", "local-dev-key")
+    admin_key: str = os.environ.get("SCRAPERSKY_ADMIN_KEY", "local-admin-key")
+    ministack_port: int = int(os.environ.get("SCRAPERSKY_MINISTACK_PORT", "0"))
+    worker_concurrency: int = int(os.environ.get("SCRAPERSKY_WORKER_CONCURRENCY", "4"))
+
+    def __post_init__(self) -> None:
+        self.ministack_port = self.ministack_port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.ministack_port}"
+        self.proc: subprocess.Popen | None = None
+        self.gateway: Gateway | None = None
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="scrapersky-ministack-"))
+        self.outputs: dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        if not (BUILD / "template.yaml").exists():
+            raise SystemExit("no .aws-sam/build/template.yaml: run `make build` (sam build) first")
+        if not MINISTACK.exists():
+            raise SystemExit(f"{MINISTACK} is missing: run `make local` (it creates the ministack virtualenv)")
+        started = time.time()
+        self._start_ministack()
+        self._deploy()
+        self._seed()
+        upstream = f"{self.endpoint}/restapis/{self.outputs['ApiId']}/v1/_user_request_"
+        self.gateway = Gateway(upstream, self.api_host, self.api_port).start()
+        self._wait_api()
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        (STATE_DIR / "state.json").write_text(json.dumps({
+            "api_url": self.api_url, "aws_endpoint": self.endpoint, "outputs": self.outputs,
+            "api_key": self.api_key, "admin_key": self.admin_key}, indent=1))
+        log(f"ready in {time.time() - started:.1f}s: API {self.api_url} (AWS endpoint {self.endpoint})")
+        return self
+
+    def stop(self) -> None:
+        if self.gateway:
+            self.gateway.stop()
+            self.gateway = None
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- steps -----------------------------------------------------------------------------------------
+    def _start_ministack(self) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV", "SCRAPERSKY_"))}
+        env.update({"BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ministack_port), "TMPDIR": str(self.tmpdir),
+                    "IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0", "LOG_LEVEL": "WARNING",
+                    "LAMBDA_WARM_TTL_SECONDS": "600"})
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        logfile = open(STATE_DIR / "ministack.log", "w")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([str(MINISTACK)], env=env, stdout=logfile, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=self.tmpdir)
+        end = time.time() + 60
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"ministack exited early; see {STATE_DIR / 'ministack.log'}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.endpoint}/_ministack/health", timeout=1).ok:
+                    log(f"ministack up on {self.endpoint}")
+                    return
+            time.sleep(0.2)
+        raise SystemExit("ministack did not become healthy within 60s")
+
+    def _deploy(self) -> None:
+        s3 = aws_client("s3", self.endpoint)
+        cfn = aws_client("cloudformation", self.endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        template = load_template((BUILD / "template.yaml").read_text())
+        for res in template["Resources"].values():
+            key = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}.get(res["Type"])
+            uri = (res.get("Properties") or {}).get(key) if key else None
+            if isinstance(uri, str) and not uri.startswith("s3://"):
+                res["Properties"][key] = self._upload_dir(s3, BUILD / uri)
+        body = json.dumps(template).encode()
+        key = f"templates/{STACK}-{hashlib.sha256(body).hexdigest()[:16]}.json"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        params = {"AllowPrivateTargets": "true", "AnyTargetPort": "true",
+                  "WorkerMaxConcurrency": str(max(2, self.worker_concurrency)), "FanoutMaxConcurrency": "2",
+                  "LogLevel": os.environ.get("SCRAPERSKY_LOG_LEVEL", "WARNING")}
+        cfn.create_stack(StackName=STACK, TemplateURL=f"{self.endpoint}/{BUCKET}/{key}",
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"])
+        while True:
+            stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+            if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+                break
+            time.sleep(0.3)
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+                       for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"] if "FAILED" in e["ResourceStatus"]]
+            raise SystemExit(f"stack {stack['StackStatus']}: {stack.get('StackStatusReason')} {reasons}")
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        # ministack ignores the template's TTL specification; set it by API as on AWS.
+        aws_client("dynamodb", self.endpoint).update_time_to_live(
+            TableName=self.outputs["BatchesTableName"],
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+        log(f"stack {STACK} deployed (API {self.outputs['ApiId']})")
+
+    @staticmethod
+    def _upload_dir(s3: Any, folder: Path) -> str:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    z.write(path, path.relative_to(folder))
+        data = buf.getvalue()
+        key = f"code/{hashlib.sha256(data).hexdigest()[:24]}.zip"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+        return f"s3://{BUCKET}/{key}"
+
+    def _seed(self) -> None:
+        from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
+        from scrapersky.services.admin import hash_key
+
+        tenants = DynamoTenantStore(self.outputs["TenantsTableName"], aws_client("dynamodb", self.endpoint))
+        now = time.time()
+        tenants.put_tenant(LOCAL_TENANT, "local", "tenant", hash_key(self.api_key), now)
+        tenants.put_tenant(LOCAL_ADMIN, "local-admin", "admin", hash_key(self.admin_key), now)
+
+    def _wait_api(self) -> None:
+        end = time.time() + 60
+        while time.time() < end:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.api_url}/health", timeout=30).ok:
+                    return
+            time.sleep(0.3)
+        raise SystemExit("the API did not answer /health within 60s")
+
+
+def main() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalStack() as stack:
+        print(f"ScraperSky local stack: {stack.api_url}  (Ctrl-C to stop)", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        log("stopping")
+
+
+if __name__ == "__main__":
+    main()
