@@ -171,6 +171,13 @@ class LocalStack:
                        for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"] if "FAILED" in e["ResourceStatus"]]
             raise SystemExit(f"stack {stack['StackStatus']}: {stack.get('StackStatusReason')} {reasons}")
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        # ministack keeps ScalingConfig.MaximumConcurrency from a template parameter as a string, which breaks its
+        # SQS poller; re-set it through the API (an int), which is what CloudFormation does on AWS.
+        lam = aws_client("lambda", self.endpoint)
+        for esm in lam.list_event_source_mappings()["EventSourceMappings"]:
+            limit = (esm.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            if limit is not None:
+                lam.update_event_source_mapping(UUID=esm["UUID"], ScalingConfig={"MaximumConcurrency": int(limit)})
         # ministack ignores the template's TTL specification; set it by API as on AWS.
         aws_client("dynamodb", self.endpoint).update_time_to_live(
             TableName=self.outputs["BatchesTableName"],

@@ -87,7 +87,7 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
             result = worker.handle_record(deps, msg, record.receipt_handle,
                                           int(record.attributes.approximate_receive_count or 1), cache)
         except worker.Deferred as d:
-            metrics.add_metric(name="ItemsDeferred", unit=MetricUnit.Count, value=1)
+            _emit(d.metrics)
             logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason})
             raise
         _emit(result.metrics)

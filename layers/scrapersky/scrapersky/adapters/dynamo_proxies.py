@@ -20,6 +20,7 @@ from scrapersky.ports import Lease, ProxyPool
 SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
 NO_PROXY_RETRY_S = 30.0
+BUSY_RETRY_S = 1.0
 
 
 class DynamoProxyPool(ProxyPool):
@@ -71,6 +72,14 @@ class DynamoProxyPool(ProxyPool):
     def _free_at(p: dict[str, Any], host: str) -> float:
         return max(float(p.get("lease_until", 0)), float((p.get("cooldowns") or {}).get(host, 0)))
 
+    @staticmethod
+    def _expected_free_at(p: dict[str, Any], host: str, now: float) -> float:
+        """When this proxy can probably take the host: its cooldown is exact; a lease usually ends long
+        before its expiry (which only guards against crashed workers), so a busy proxy is worth a look soon."""
+        cooldown = float((p.get("cooldowns") or {}).get(host, 0))
+        busy = float(p.get("lease_until", 0)) > now
+        return max(cooldown, now + BUSY_RETRY_S) if busy else cooldown
+
     def lease(self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None) -> Lease:
         for refresh in (False, True):
             usable = [p for p in self._proxies(now, refresh) if p.get("state") == "available"]
@@ -86,7 +95,7 @@ class DynamoProxyPool(ProxyPool):
                     self.conflicts += 1
                     continue
         usable = [p for p in self._snapshot if p.get("state") == "available"]
-        retry_at = min((self._free_at(p, host) for p in usable), default=now + NO_PROXY_RETRY_S)
+        retry_at = min((self._expected_free_at(p, host, now) for p in usable), default=now + NO_PROXY_RETRY_S)
         raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.5))
 
     def _claim(self, proxy_id: str, host: str, owner: str, now: float, lease_s: float) -> Lease:

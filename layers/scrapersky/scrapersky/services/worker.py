@@ -23,10 +23,11 @@ MAX_DEFER_S = 900.0
 class Deferred(Exception):
     """The message goes back to the queue (reported as a batch item failure) after `seconds`."""
 
-    def __init__(self, seconds: float, reason: str) -> None:
+    def __init__(self, seconds: float, reason: str, metrics: dict[str, float] | None = None) -> None:
         super().__init__(f"deferred {seconds:.1f}s: {reason}")
         self.seconds = seconds
         self.reason = reason
+        self.metrics = metrics or {}
 
 
 @dataclass
@@ -138,4 +139,4 @@ def handle_record(deps: Deps, msg: WorkMessage, receipt_handle: str, receive_cou
         deps.queue.send_work([fresh], delay_s=int(min(900, result.retry_in_s)))
         return result
     deps.queue.change_visibility(receipt_handle, int(max(1, round(result.retry_in_s))))
-    raise Deferred(result.retry_in_s, result.outcome)
+    raise Deferred(result.retry_in_s, result.outcome, result.metrics)

@@ -1,0 +1,135 @@
+"""`scrapersky submit | status | watch | items`: the command-line client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from scrapersky_client.client import ApiError, Client
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _read_items(args: argparse.Namespace) -> list[str]:
+    items = list(args.items or [])
+    if args.file:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        items.extend(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return items
+
+
+def _eta(st: dict[str, Any]) -> str:
+    eta = st.get("estimated_completion_time")
+    if not eta or st["status"] in ("completed", "partial", "failed", "cancelled"):
+        return ""
+    secs = (datetime.fromisoformat(eta.replace("Z", "+00:00")) - datetime.now().astimezone()).total_seconds()
+    return f"ETA {max(0, int(secs))}s"
+
+
+def watch(client: Client, batch_id: str, timeout: float) -> dict[str, Any]:
+    with Progress(TextColumn("[bold]{task.fields[state]:<10}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[eta]}"), console=console,
+                  transient=False) as bar:
+        task = bar.add_task("batch", total=100, state="", counts="", eta="")
+
+        def update(st: dict[str, Any]) -> None:
+            counts = (f"ok {st['succeeded']}  failed {st['failed']}  running {st['in_progress']}  "
+                      f"waiting {st['pending']}  retries {st['retries']}")
+            bar.update(task, completed=st["progress_pct"], state=st["status"], counts=counts, eta=_eta(st))
+
+        return client.wait(batch_id, timeout=timeout, interval=0.5, on_update=update)
+
+
+def summary_table(st: dict[str, Any]) -> Table:
+    t = Table(title=f"Batch {st['batch_id']}")
+    t.add_column("field")
+    t.add_column("value", justify="right")
+    for key in ("status", "total_items", "succeeded", "failed", "cancelled", "retries", "progress_pct", "duration_s",
+                "throughput_per_min"):
+        t.add_row(key, str(st.get(key)))
+    for code, n in st["errors"]["by_code"].items():
+        t.add_row(f"error {code}", str(n))
+    return t
+
+
+def items_table(items: list[dict[str, Any]]) -> Table:
+    t = Table(title="Items")
+    for col in ("item", "status", "http", "title", "ms", "error"):
+        t.add_column(col, overflow="fold")
+    for it in items:
+        res = it.get("result") or {}
+        t.add_row(it["item"], it["status"], str(it.get("http_status") or ""), str(res.get("title") or ""),
+                  str(res.get("elapsed_ms") or ""), (it.get("error") or {}).get("code", ""))
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scrapersky", description="ScraperSky command-line client")
+    ap.add_argument("--url", help="API base URL (env SCRAPERSKY_URL, default http://127.0.0.1:3000)")
+    ap.add_argument("--key", help="API key (env SCRAPERSKY_API_KEY)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("submit", help="submit a batch")
+    s.add_argument("items", nargs="*")
+    s.add_argument("-f", "--file", help="file with one item per line (- for stdin)")
+    s.add_argument("--kind", default="page")
+    s.add_argument("--group")
+    s.add_argument("--max-attempts", type=int)
+    s.add_argument("--no-start", action="store_true")
+    s.add_argument("--client-token")
+    s.add_argument("--watch", action="store_true", help="then show a live progress bar until it ends")
+    s.add_argument("--timeout", type=float, default=900)
+    st = sub.add_parser("status", help="show a batch's progress")
+    st.add_argument("batch_id")
+    w = sub.add_parser("watch", help="live progress bar until the batch ends")
+    w.add_argument("batch_id")
+    w.add_argument("--timeout", type=float, default=900)
+    it = sub.add_parser("items", help="list a batch's items")
+    it.add_argument("batch_id")
+    it.add_argument("--status")
+    it.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    client = Client(args.url, args.key)
+    try:
+        if args.cmd == "submit":
+            items = _read_items(args)
+            if not items:
+                ap.error("no items: give them as arguments or with --file")
+            opts = {"max_attempts": args.max_attempts} if args.max_attempts else None
+            created = client.submit(items, args.kind, opts, args.group, not args.no_start, args.client_token)
+            out.print_json(json.dumps(created))
+            if args.watch:
+                final = watch(client, created["batch_id"], args.timeout)
+                out.print(summary_table(final))
+        elif args.cmd == "status":
+            out.print_json(json.dumps(client.status(args.batch_id)))
+        elif args.cmd == "watch":
+            final = watch(client, args.batch_id, args.timeout)
+            out.print(summary_table(final))
+        elif args.cmd == "items":
+            rows = list(client.items(args.batch_id, args.status))
+            if args.json:
+                out.print_json(json.dumps(rows))
+            else:
+                out.print(items_table(rows))
+    except ApiError as e:
+        console.print(f"[red]{e}[/red]")
+        for d in e.body.get("details", [])[:20]:
+            console.print(f"  - {d}")
+        return 2
+    except TimeoutError as e:
+        console.print(f"[red]{e}[/red]")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Typed client of the ScraperSky API, on `requests`. Base URL and key from arguments or environment
+(SCRAPERSKY_URL, SCRAPERSKY_API_KEY)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+TERMINAL = {"completed", "partial", "failed", "cancelled"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"HTTP {status}: {body.get('message', body)}")
+        self.status = status
+        self.body = body
+
+
+class Client:
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 60.0) -> None:
+        self.base_url = (base_url or os.environ.get("SCRAPERSKY_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key = api_key or os.environ.get("SCRAPERSKY_API_KEY") or "local-dev-key"
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        r = self.session.request(
+            method, self.base_url + path, json=body, timeout=self.timeout,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        data = r.json() if r.content else {}
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, data if isinstance(data, dict) else {"message": str(data)})
+        return data
+
+    # batches
+    def submit(self, items: list[str], kind: str = "page", options: dict[str, Any] | None = None,
+               group: str | None = None, start: bool = True, client_token: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": kind, "items": items, "start": start}
+        if options:
+            body["options"] = options
+        if group:
+            body["group"] = group
+        if client_token:
+            body["client_token"] = client_token
+        return self._call("POST", "/batches", body)
+
+    def start(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/batches/{batch_id}/start")
+
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/batches/{batch_id}/cancel")
+
+    def status(self, batch_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/batches/{batch_id}")
+
+    def batches(self, status: str | None = None, group: str | None = None, limit: int = 20,
+                cursor: str | None = None) -> dict[str, Any]:
+        return self._call("GET", "/batches", params={"status": status, "group": group, "limit": limit,
+                                                     "cursor": cursor})
+
+    def items_page(self, batch_id: str, status: str | None = None, limit: int = 100,
+                   cursor: str | None = None) -> dict[str, Any]:
+        return self._call("GET", f"/batches/{batch_id}/items",
+                          params={"status": status, "limit": limit, "cursor": cursor})
+
+    def items(self, batch_id: str, status: str | None = None, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self.items_page(batch_id, status, page_size, cursor)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def wait(self, batch_id: str, timeout: float = 600.0, interval: float = 1.0,
+             on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while True:
+            st = self.status(batch_id)
+            if on_update:
+                on_update(st)
+            if st["status"] in TERMINAL and st["in_progress"] == 0 and st["pending"] == 0:
+                return st
+            if time.monotonic() > end:
+                raise TimeoutError(f"batch {batch_id} still {st['status']} after {timeout}s")
+            time.sleep(interval)
+
+    # single item, admin, health
+    def scrape(self, item: str, kind: str = "page", options: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._call("POST", "/scrape", {"kind": kind, "item": item, "options": options or {}})
+
+    def create_tenant(self, name: str) -> dict[str, Any]:
+        return self._call("POST", "/tenants", {"name": name})
+
+    def add_proxy(self, url: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._call("POST", "/proxies", {"url": url, "labels": labels or {}})
+
+    def proxies(self) -> dict[str, Any]:
+        return self._call("GET", "/proxies")
+
+    def delete_proxy(self, proxy_id: str) -> None:
+        self._call("DELETE", f"/proxies/{proxy_id}")
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
