@@ -31,7 +31,8 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     return Deps(
         settings=settings,
         store=DynamoBatchStore(settings.batches_table, ddb),
-        pool=DynamoProxyPool(settings.proxies_table, ddb, quarantine_after=settings.quarantine_after),
+        pool=DynamoProxyPool(settings.proxies_table, ddb, quarantine_after=settings.quarantine_after,
+                             no_proxy_retry_s=settings.no_proxy_retry_s),
         tenants=DynamoTenantStore(settings.tenants_table, ddb),
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),

@@ -24,6 +24,7 @@ class Settings(BaseModel):
     counter_shards_max: int = 16
     scrape_budget_s: float = 20.0
     quarantine_after: int = 3
+    no_proxy_retry_s: float = 30.0  # how soon to look again when the pool has no usable proxy at all
     items_per_minute_estimate: float = 120.0
 
     @classmethod

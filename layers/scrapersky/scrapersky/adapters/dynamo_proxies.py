@@ -19,13 +19,13 @@ from scrapersky.ports import Lease, ProxyPool
 
 SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
-NO_PROXY_RETRY_S = 30.0
 BUSY_RETRY_S = 1.0
 
 
 class DynamoProxyPool(ProxyPool):
     def __init__(self, table_name: str, client: Any, quarantine_after: int = 3,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, no_proxy_retry_s: float = 30.0) -> None:
+        self.no_proxy_retry_s = no_proxy_retry_s
         self.table = table_name
         self.ddb = client
         self.quarantine_after = quarantine_after
@@ -95,7 +95,7 @@ class DynamoProxyPool(ProxyPool):
                     self.conflicts += 1
                     continue
         usable = [p for p in self._snapshot if p.get("state") == "available"]
-        retry_at = min((self._expected_free_at(p, host, now) for p in usable), default=now + NO_PROXY_RETRY_S)
+        retry_at = min((self._expected_free_at(p, host, now) for p in usable), default=now + self.no_proxy_retry_s)
         raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.5))
 
     def _claim(self, proxy_id: str, host: str, owner: str, now: float, lease_s: float) -> Lease:

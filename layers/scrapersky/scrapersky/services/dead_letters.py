@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scrapersky.models import FanoutMessage, WorkMessage
+from scrapersky.models import FanoutMessage
 from scrapersky.services import items
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
@@ -21,10 +21,16 @@ def handle(deps: Deps, body: str) -> str:
     if not isinstance(data, dict) or "batch_id" not in data:
         return "unreadable"
     if "seq" in data:
-        msg = WorkMessage.model_validate(data)
-        items.fail_whatever_state(deps, msg.batch_id, msg.seq, msg.shard, msg.item, msg.tenant_id, CODE,
+        # Trust only the keys: whatever else made the message poison may be wrong too.
+        batch_id, seq = str(data["batch_id"]), int(data["seq"])
+        meta = deps.store.get_meta(batch_id)
+        if meta is None:
+            return "unknown_batch"
+        rec = deps.store.get_item(batch_id, seq) or {}
+        item = str(rec.get("item") or data.get("item") or "")
+        items.fail_whatever_state(deps, batch_id, seq, seq % int(meta["shards"]), item, meta["tenant_id"], CODE,
                                   "the item could not be processed and was moved to the dead-letter queue")
-        finish_if_done(deps, msg.batch_id)
+        finish_if_done(deps, batch_id)
         return "item_failed"
     fan = FanoutMessage.model_validate(data)
     meta = deps.store.get_meta(fan.batch_id)

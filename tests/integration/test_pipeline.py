@@ -1,0 +1,192 @@
+"""A batch through the real handlers on moto, fetching from a loopback site through loopback proxies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def create(harness, items, **extra):
+    status, body = harness.api("batches", "POST", "/batches", {"items": items, **extra})
+    assert status == 201, body
+    return body
+
+
+def batch(harness, batch_id, tenant="t_local"):
+    status, body = harness.api("status", "GET", f"/batches/{batch_id}", tenant=tenant)
+    assert status == 200, body
+    return body
+
+
+def items(harness, batch_id, **query):
+    status, body = harness.api("status", "GET", f"/batches/{batch_id}/items", query={"limit": "1000", **query})
+    assert status == 200, body
+    return body["items"]
+
+
+def assert_adds_up(view):
+    parts = view["succeeded"] + view["failed"] + view["cancelled"] + view["in_progress"] + view["pending"]
+    assert parts == view["total_items"]
+
+
+def test_mixed_batch_ends_partial_with_exact_counts_and_page_results(harness, pool, site):
+    base = site.base_url
+    created = create(harness, [f"{base}/page/1", f"{base}/page/2", f"{base}/redirect/3", f"{base}/missing/1",
+                               "ftp://nope", f"{base}/page/1"])
+    assert created["total_items"] == 4
+    assert created["duplicate_items"] == 1
+    assert [r["item"] for r in created["rejected_items"]] == ["ftp://nope"]
+
+    harness.drain()
+
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"], view["failed"], view["pending"]) == ("partial", 3, 1, 0)
+    assert view["errors"]["by_code"] == {"http_404": 1}
+    assert view["errors"]["sample"][0]["code"] == "http_404"
+    assert view["progress_pct"] == 100.0
+    assert view["completed_at"] is not None
+    by_item = {i["item"]: i for i in items(harness, created["batch_id"])}
+    page = by_item[f"{base}/page/1"]["result"]
+    assert page["status_code"] == 200
+    assert page["title"] == "Demo page 1"
+    assert page["description"] == "Description of page 1"
+    assert page["canonical"] == "/page/1"
+    assert page["h1"] == "Heading 1"
+    assert page["bytes"] > 100
+    assert by_item[f"{base}/redirect/3"]["result"]["final_url"] == f"{base}/page/3"
+    missing = by_item[f"{base}/missing/1"]
+    assert (missing["status"], missing["http_status"], missing["error"]["code"]) == ("failed", 404, "http_404")
+    assert [i["item"] for i in items(harness, created["batch_id"], status="failed")] == [f"{base}/missing/1"]
+
+
+def test_rate_limited_pages_all_succeed_without_spending_attempts(harness, pool, site):
+    base = site.base_url
+    created = create(harness, [f"{base}/limited/{i}" for i in range(8)], options={"max_attempts": 1})
+    harness.drain(timeout=90)
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"], view["failed"]) == ("completed", 8, 0)
+    assert site.stats.rejected > 0, "the site should have pushed back at least once"
+    rows = items(harness, created["batch_id"])
+    assert all(r["attempts"] == 1 for r in rows)
+    assert sum(r["deferrals"] for r in rows) >= 1
+    assert view["retries"] >= 1
+
+
+def test_message_delivered_twice_is_counted_once(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/page/7"])
+    harness.drain(queues=("FanoutQueue",))
+    [msg] = harness.receive("WorkQueue")
+    harness.deliver("WorkQueue", "worker", [msg])
+    # the same body arrives again (at-least-once delivery)
+    harness.sqs.send_message(QueueUrl=harness.urls["WorkQueue"], MessageBody=msg["Body"])
+    harness.drain()
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"], view["total_items"]) == ("completed", 1, 1)
+    assert site.stats.served["page"] == 1, "a redelivered finished item is not fetched again"
+
+
+def test_replayed_chunk_neither_duplicates_nor_resets_items(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/page/{i}" for i in range(3)])
+    [chunk] = harness.receive("FanoutQueue")
+    harness.deliver("FanoutQueue", "fanout", [chunk])
+    harness.drain(queues=("WorkQueue",))
+    assert batch(harness, created["batch_id"])["status"] == "completed"
+    harness.sqs.send_message(QueueUrl=harness.urls["FanoutQueue"], MessageBody=chunk["Body"])
+    harness.drain()
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"], view["total_items"]) == ("completed", 3, 3)
+    assert len(items(harness, created["batch_id"])) == 3
+    assert all(i["status"] == "succeeded" for i in items(harness, created["batch_id"]))
+
+
+def test_items_wait_while_no_proxy_is_registered_and_run_once_one_is(harness, proxy_servers, site):
+    created = create(harness, [f"{site.base_url}/page/1"])
+    harness.drain(queues=("FanoutQueue",))
+    [msg] = harness.receive("WorkQueue")
+    result = harness.deliver("WorkQueue", "worker", [msg])
+    assert len(result["batchItemFailures"]) == 1  # deferred, not failed
+    view = batch(harness, created["batch_id"])
+    assert (view["pending"], view["failed"]) == (1, 0)
+    harness.api("admin", "POST", "/proxies", {"url": proxy_servers[0].url}, tenant="t_admin", role="admin")
+    harness.drain(timeout=60)
+    assert batch(harness, created["batch_id"])["status"] == "completed"
+
+
+def test_transient_errors_retry_up_to_max_attempts_then_fail(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/error/1"], options={"max_attempts": 2})
+    harness.drain(timeout=60)
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["failed"], view["errors"]["by_code"]) == ("failed", 1, {"http_500": 1})
+    [row] = items(harness, created["batch_id"])
+    assert row["attempts"] == 2
+    assert view["retries"] == 1
+
+
+def test_cancel_mid_flight_ends_unfinished_items_cancelled(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/page/{i}" for i in range(6)])
+    harness.drain(queues=("FanoutQueue",))
+    first = harness.receive("WorkQueue", max_messages=2)
+    harness.deliver("WorkQueue", "worker", first)
+    status, body = harness.api("batches", "POST", f"/batches/{created['batch_id']}/cancel")
+    assert (status, body["status"]) == (202, "cancelled")
+    harness.drain()
+    view = batch(harness, created["batch_id"])
+    assert view["status"] == "cancelled"
+    assert view["succeeded"] == len(first)
+    assert view["cancelled"] == 6 - len(first)
+    assert_adds_up(view)
+    status, body = harness.api("batches", "POST", f"/batches/{created['batch_id']}/cancel")
+    assert status == 409
+
+
+def test_group_runs_one_batch_at_a_time_and_starts_the_next_by_itself(harness, pool, site):
+    first = create(harness, [f"{site.base_url}/page/1"], group="niche-1")
+    second = create(harness, [f"{site.base_url}/page/2"], group="niche-1")
+    assert (first["status"], second["status"]) == ("pending", "queued")
+    status, body = harness.api("batches", "POST", f"/batches/{second['batch_id']}/start")
+    assert status == 409 and "niche-1" in body["message"]
+    harness.drain()
+    assert batch(harness, first["batch_id"])["status"] == "completed"
+    assert batch(harness, second["batch_id"])["status"] == "completed"
+
+
+def test_queued_batch_waits_for_start(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/page/1"], start=False)
+    assert created["status"] == "queued"
+    harness.drain()
+    assert batch(harness, created["batch_id"])["status"] == "queued"
+    status, body = harness.api("batches", "POST", f"/batches/{created['batch_id']}/start")
+    assert (status, body["status"]) == (202, "pending")
+    harness.drain()
+    assert batch(harness, created["batch_id"])["status"] == "completed"
+    assert harness.api("batches", "POST", f"/batches/{created['batch_id']}/start")[0] == 409
+
+
+def test_poison_message_reaches_the_dlq_and_ends_as_a_failed_item(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/page/1", f"{site.base_url}/page/2"])
+    harness.drain(queues=("FanoutQueue",))
+    msgs = harness.receive("WorkQueue")
+    poisoned = json.loads(msgs[0]["Body"])
+    poisoned["kind"] = "unknown-kind"  # fails validation in every delivery
+    harness.sqs.delete_message(QueueUrl=harness.urls["WorkQueue"], ReceiptHandle=msgs[0]["ReceiptHandle"])
+    harness.deliver("WorkQueue", "worker", msgs[1:])
+    # as the redrive policy does after maxReceiveCount failed deliveries
+    harness.sqs.send_message(QueueUrl=harness.urls["WorkDLQ"], MessageBody=json.dumps(poisoned))
+    harness.drain()
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"], view["failed"]) == ("partial", 1, 1)
+    assert view["errors"]["by_code"] == {"poison_message": 1}
+
+
+@pytest.mark.parametrize("count", [10_000])
+def test_ten_thousand_items_are_accepted_and_chunked(harness, count):
+    created = create(harness, [f"https://site{i}.example.com/" for i in range(count)], start=False)
+    assert created["total_items"] == count
+    chunks = []
+    while msgs := harness.receive("FanoutQueue"):
+        chunks.extend(json.loads(m["Body"]) for m in msgs)
+        for m in msgs:
+            harness.sqs.delete_message(QueueUrl=harness.urls["FanoutQueue"], ReceiptHandle=m["ReceiptHandle"])
+    assert sum(len(c["items"]) for c in chunks) == count
+    assert sorted(c["first_seq"] for c in chunks)[:2] == [0, 100]
