@@ -29,4 +29,4 @@ _Loader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(text: str) -> dict[str, Any]:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(text, Loader=_Loader)

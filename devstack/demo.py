@@ -22,8 +22,14 @@ from devstack.stack import LocalStack, log
 def demo_items(base: str) -> list[str]:
     pages = [f"{base}/page/{i}" for i in range(1, 41)]
     limited = [f"{base}/limited/{i}" for i in range(1, 7)]  # the site rate-limits each proxy here
-    other = [f"{base}/redirect/99", f"{base}/missing/1", f"{base}/missing/2", f"{base}/plain",
-             f"{base}/page/1", "not a url at all"]  # a duplicate and an invalid entry, on purpose
+    other = [
+        f"{base}/redirect/99",
+        f"{base}/missing/1",
+        f"{base}/missing/2",
+        f"{base}/plain",
+        f"{base}/page/1",
+        "not a url at all",
+    ]  # a duplicate and an invalid entry, on purpose
     return pages + limited + other
 
 
@@ -40,14 +46,18 @@ def main() -> int:
         client = Client(local.api_url, local.api_key)
         started = time.monotonic()
         created = client.submit(demo_items(site.base_url), options={"max_attempts": 3})
-        log(f"batch {created['batch_id']}: {created['total_items']} items, {len(created['rejected_items'])} rejected, "
-            f"{created['duplicate_items']} duplicate")
+        log(
+            f"batch {created['batch_id']}: {created['total_items']} items, {len(created['rejected_items'])} rejected, "
+            f"{created['duplicate_items']} duplicate"
+        )
         final = watch(client, created["batch_id"], timeout=600)
         out.print(summary_table(final))
         items = list(client.items(created["batch_id"]))
         shown = [i for i in items if i["status"] != "succeeded"] + [i for i in items if i["status"] == "succeeded"][:8]
         out.print(items_table(shown))
-        out.print(f"proxies: {[(p['endpoint'], p['succeeded'], p['rate_limited']) for p in admin.proxies()['proxies']]}")
+        out.print(
+            f"proxies: {[(p['endpoint'], p['succeeded'], p['rate_limited']) for p in admin.proxies()['proxies']]}"
+        )
         out.print(f"demo finished in {time.monotonic() - started:.1f}s (site rejected {site.stats.rejected} requests)")
     return 0
 

@@ -8,8 +8,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
-              "content-encoding", "host"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "content-encoding",
+    "host",
+}
 
 
 class Gateway:
@@ -30,12 +39,21 @@ class Gateway:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 try:
-                    r = session.request(self.command, gateway.upstream_base + self.path, data=body,
-                                        headers=headers, timeout=120, allow_redirects=False)
+                    r = session.request(
+                        self.command,
+                        gateway.upstream_base + self.path,
+                        data=body,
+                        headers=headers,
+                        timeout=120,
+                        allow_redirects=False,
+                    )
                     status, content, out_headers = r.status_code, r.content, r.headers
                 except requests.RequestException as e:
-                    status, content, out_headers = 502, b'{"message": "local stack unreachable: %s"}' % str(
-                        e).encode()[:200], {"Content-Type": "application/json"}
+                    status, content, out_headers = (
+                        502,
+                        b'{"message": "local stack unreachable: %s"}' % str(e).encode()[:200],
+                        {"Content-Type": "application/json"},
+                    )
                 self.send_response(status)
                 for k, v in out_headers.items():
                     if k.lower() not in HOP_BY_HOP:

@@ -51,20 +51,42 @@ class ProxyServer:
                 self.process.kill()
 
 
-def start_proxies(count: int, user: str = "sky", password: str = "secret", python: str | None = None,
-                  log_dir: Path | None = None) -> list[ProxyServer]:
+def start_proxies(
+    count: int, user: str = "sky", password: str = "secret", python: str | None = None, log_dir: Path | None = None
+) -> list[ProxyServer]:
     servers = []
     for i in range(count):
         port = free_port()
         source_ip = f"127.0.0.{i + 2}"
-        env = {**os.environ, "SCRAPERSKY_PROXY_SOURCE_IP": source_ip,
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "SCRAPERSKY_PROXY_SOURCE_IP": source_ip,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
         log = open(log_dir / f"proxy-{i}.log", "w") if log_dir else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
-            [python or sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(port),
-             "--basic-auth", f"{user}:{password}", "--num-acceptors", "1", "--num-workers", "2",
-             "--plugins", "devstack.proxy_plugins.SourceAddressPlugin", "--log-level", "WARNING"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                python or sys.executable,
+                "-m",
+                "proxy",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--basic-auth",
+                f"{user}:{password}",
+                "--num-acceptors",
+                "1",
+                "--num-workers",
+                "2",
+                "--plugins",
+                "devstack.proxy_plugins.SourceAddressPlugin",
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         servers.append(ProxyServer(port, user, password, source_ip, proc))
     for s in servers:

@@ -69,8 +69,9 @@ class RateLimiter:
 
 
 class Site:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, rate: float = 2.0, burst: float = 1.0,
-                 escalate: bool = False) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, rate: float = 2.0, burst: float = 1.0, escalate: bool = False
+    ) -> None:
         self.limiter = RateLimiter(rate, burst, escalate)
         self.stats = SiteStats()
         site = self
@@ -90,7 +91,7 @@ class Site:
 
     @property
     def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
+        port = self.server.server_address[1]
         return f"http://localhost:{port}"  # a name, so each proxy can connect from its own address
 
     def start(self) -> Site:
@@ -122,10 +123,12 @@ class Site:
         self.stats.by_client[client] += 1
         if kind in ("page", "limited", "index"):
             n = html.escape(parts[1] if len(parts) > 1 else "0")
-            body = (f"<!doctype html><html><head><title>Demo page {n}</title>"
-                    f'<meta name="description" content="Description of page {n}">'
-                    f'<link rel="canonical" href="/page/{n}"></head>'
-                    f"<body><h1>Heading {n}</h1><p>{'lorem ipsum ' * 20}</p></body></html>")
+            body = (
+                f"<!doctype html><html><head><title>Demo page {n}</title>"
+                f'<meta name="description" content="Description of page {n}">'
+                f'<link rel="canonical" href="/page/{n}"></head>'
+                f"<body><h1>Heading {n}</h1><p>{'lorem ipsum ' * 20}</p></body></html>"
+            )
             self.stats.served[kind] += 1
             self.stats.ok_times.append(now)
             self.stats.first_ok.setdefault(path, now)

@@ -50,8 +50,9 @@ def log(msg: str) -> None:
 
 
 def aws_client(service: str, endpoint: str) -> Any:
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test",
-                        aws_secret_access_key="test")
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+    )
 
 
 @dataclass
@@ -89,9 +90,18 @@ class LocalStack:
         self.gateway = Gateway(upstream, self.api_host, self.api_port).start()
         self._wait_api()
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        (STATE_DIR / "state.json").write_text(json.dumps({
-            "api_url": self.api_url, "aws_endpoint": self.endpoint, "outputs": self.outputs,
-            "api_key": self.api_key, "admin_key": self.admin_key}, indent=1))
+        (STATE_DIR / "state.json").write_text(
+            json.dumps(
+                {
+                    "api_url": self.api_url,
+                    "aws_endpoint": self.endpoint,
+                    "outputs": self.outputs,
+                    "api_key": self.api_key,
+                    "admin_key": self.admin_key,
+                },
+                indent=1,
+            )
+        )
         log(f"ready in {time.time() - started:.1f}s: API {self.api_url} (AWS endpoint {self.endpoint})")
         return self
 
@@ -122,15 +132,25 @@ class LocalStack:
 
     # ---- steps -----------------------------------------------------------------------------------------
     def _start_ministack(self) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV", "SCRAPERSKY_"))}
-        env.update({"BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ministack_port), "TMPDIR": str(self.tmpdir),
-                    "IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0", "LOG_LEVEL": "WARNING",
-                    "LAMBDA_WARM_TTL_SECONDS": "600"})
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV", "SCRAPERSKY_"))
+        }
+        env.update(
+            {
+                "BIND_HOST": "127.0.0.1",
+                "GATEWAY_PORT": str(self.ministack_port),
+                "TMPDIR": str(self.tmpdir),
+                "IOT_MTLS_ENABLED": "0",
+                "SFTP_ENABLED": "0",
+                "LOG_LEVEL": "WARNING",
+                "LAMBDA_WARM_TTL_SECONDS": "600",
+            }
+        )
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         logfile = open(STATE_DIR / "ministack.log", "w")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([str(MINISTACK)], env=env, stdout=logfile, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=self.tmpdir)
+        self.proc = subprocess.Popen(
+            [str(MINISTACK)], env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmpdir
+        )
         end = time.time() + 60
         while time.time() < end:
             if self.proc.poll() is not None:
@@ -148,27 +168,39 @@ class LocalStack:
         s3.create_bucket(Bucket=BUCKET)
         template = load_template((BUILD / "template.yaml").read_text())
         for res in template["Resources"].values():
-            key = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}.get(res["Type"])
+            key = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}.get(
+                res["Type"]
+            )
             uri = (res.get("Properties") or {}).get(key) if key else None
             if isinstance(uri, str) and not uri.startswith("s3://"):
                 res["Properties"][key] = self._upload_dir(s3, BUILD / uri)
         body = json.dumps(template).encode()
         key = f"templates/{STACK}-{hashlib.sha256(body).hexdigest()[:16]}.json"
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        params = {"AllowPrivateTargets": "true", "AnyTargetPort": "true",
-                  "WorkerMaxConcurrency": str(max(2, self.worker_concurrency)), "FanoutMaxConcurrency": "2",
-                  "LogLevel": os.environ.get("SCRAPERSKY_LOG_LEVEL", "WARNING")}
-        cfn.create_stack(StackName=STACK, TemplateURL=f"{self.endpoint}/{BUCKET}/{key}",
-                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
-                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"])
+        params = {
+            "AllowPrivateTargets": "true",
+            "AnyTargetPort": "true",
+            "WorkerMaxConcurrency": str(max(2, self.worker_concurrency)),
+            "FanoutMaxConcurrency": "2",
+            "LogLevel": os.environ.get("SCRAPERSKY_LOG_LEVEL", "WARNING"),
+        }
+        cfn.create_stack(
+            StackName=STACK,
+            TemplateURL=f"{self.endpoint}/{BUCKET}/{key}",
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
         while True:
             stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
             if not stack["StackStatus"].endswith("_IN_PROGRESS"):
                 break
             time.sleep(0.3)
         if stack["StackStatus"] != "CREATE_COMPLETE":
-            reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
-                       for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"] if "FAILED" in e["ResourceStatus"]]
+            reasons = [
+                f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+                for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"]
+                if "FAILED" in e["ResourceStatus"]
+            ]
             raise SystemExit(f"stack {stack['StackStatus']}: {stack.get('StackStatusReason')} {reasons}")
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         # ministack keeps ScalingConfig.MaximumConcurrency from a template parameter as a string, which breaks its
@@ -181,7 +213,8 @@ class LocalStack:
         # ministack ignores the template's TTL specification; set it by API as on AWS.
         aws_client("dynamodb", self.endpoint).update_time_to_live(
             TableName=self.outputs["BatchesTableName"],
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
         log(f"stack {STACK} deployed (API {self.outputs['ApiId']})")
 
     @staticmethod
@@ -220,10 +253,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalStack() as stack:
         print(f"ScraperSky local stack: {stack.api_url}  (Ctrl-C to stop)", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         log("stopping")
 
 

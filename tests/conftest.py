@@ -12,8 +12,12 @@ from typing import Any
 import pytest
 
 # What template.yaml Globals give every function; set before any scrapersky module builds its Powertools objects.
-os.environ.update(POWERTOOLS_SERVICE_NAME="scrapersky", POWERTOOLS_METRICS_NAMESPACE="ScraperSkyTest",
-                  POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
+os.environ.update(
+    POWERTOOLS_SERVICE_NAME="scrapersky",
+    POWERTOOLS_METRICS_NAMESPACE="ScraperSkyTest",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

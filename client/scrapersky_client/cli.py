@@ -36,14 +36,22 @@ def _eta(st: dict[str, Any]) -> str:
 
 
 def watch(client: Client, batch_id: str, timeout: float) -> dict[str, Any]:
-    with Progress(TextColumn("[bold]{task.fields[state]:<10}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[eta]}"), console=console,
-                  transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.fields[state]:<10}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[eta]}"),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task("batch", total=100, state="", counts="", eta="")
 
         def update(st: dict[str, Any]) -> None:
-            counts = (f"ok {st['succeeded']}  failed {st['failed']}  running {st['in_progress']}  "
-                      f"waiting {st['pending']}  retries {st['retries']}")
+            counts = (
+                f"ok {st['succeeded']}  failed {st['failed']}  running {st['in_progress']}  "
+                f"waiting {st['pending']}  retries {st['retries']}"
+            )
             bar.update(task, completed=st["progress_pct"], state=st["status"], counts=counts, eta=_eta(st))
 
         return client.wait(batch_id, timeout=timeout, interval=0.5, on_update=update)
@@ -53,8 +61,17 @@ def summary_table(st: dict[str, Any]) -> Table:
     t = Table(title=f"Batch {st['batch_id']}")
     t.add_column("field")
     t.add_column("value", justify="right")
-    for key in ("status", "total_items", "succeeded", "failed", "cancelled", "retries", "progress_pct", "duration_s",
-                "throughput_per_min"):
+    for key in (
+        "status",
+        "total_items",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "retries",
+        "progress_pct",
+        "duration_s",
+        "throughput_per_min",
+    ):
         t.add_row(key, str(st.get(key)))
     for code, n in st["errors"]["by_code"].items():
         t.add_row(f"error {code}", str(n))
@@ -67,8 +84,14 @@ def items_table(items: list[dict[str, Any]]) -> Table:
         t.add_column(col, overflow="fold")
     for it in items:
         res = it.get("result") or {}
-        t.add_row(it["item"], it["status"], str(it.get("http_status") or ""), str(res.get("title") or ""),
-                  str(res.get("elapsed_ms") or ""), (it.get("error") or {}).get("code", ""))
+        t.add_row(
+            it["item"],
+            it["status"],
+            str(it.get("http_status") or ""),
+            str(res.get("title") or ""),
+            str(res.get("elapsed_ms") or ""),
+            (it.get("error") or {}).get("code", ""),
+        )
     return t
 
 

@@ -31,7 +31,10 @@ class Client:
 
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         r = self.session.request(
-            method, self.base_url + path, json=body, timeout=self.timeout,
+            method,
+            self.base_url + path,
+            json=body,
+            timeout=self.timeout,
             params={k: v for k, v in (params or {}).items() if v is not None},
             headers={"Authorization": f"Bearer {self.api_key}"},
         )
@@ -41,8 +44,15 @@ class Client:
         return data
 
     # batches
-    def submit(self, items: list[str], kind: str = "page", options: dict[str, Any] | None = None,
-               group: str | None = None, start: bool = True, client_token: str | None = None) -> dict[str, Any]:
+    def submit(
+        self,
+        items: list[str],
+        kind: str = "page",
+        options: dict[str, Any] | None = None,
+        group: str | None = None,
+        start: bool = True,
+        client_token: str | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": kind, "items": items, "start": start}
         if options:
             body["options"] = options
@@ -61,15 +71,19 @@ class Client:
     def status(self, batch_id: str) -> dict[str, Any]:
         return self._call("GET", f"/batches/{batch_id}")
 
-    def batches(self, status: str | None = None, group: str | None = None, limit: int = 20,
-                cursor: str | None = None) -> dict[str, Any]:
-        return self._call("GET", "/batches", params={"status": status, "group": group, "limit": limit,
-                                                     "cursor": cursor})
+    def batches(
+        self, status: str | None = None, group: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return self._call(
+            "GET", "/batches", params={"status": status, "group": group, "limit": limit, "cursor": cursor}
+        )
 
-    def items_page(self, batch_id: str, status: str | None = None, limit: int = 100,
-                   cursor: str | None = None) -> dict[str, Any]:
-        return self._call("GET", f"/batches/{batch_id}/items",
-                          params={"status": status, "limit": limit, "cursor": cursor})
+    def items_page(
+        self, batch_id: str, status: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return self._call(
+            "GET", f"/batches/{batch_id}/items", params={"status": status, "limit": limit, "cursor": cursor}
+        )
 
     def items(self, batch_id: str, status: str | None = None, page_size: int = 500) -> Iterator[dict[str, Any]]:
         cursor = None
@@ -80,8 +94,13 @@ class Client:
             if not cursor:
                 return
 
-    def wait(self, batch_id: str, timeout: float = 600.0, interval: float = 1.0,
-             on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        batch_id: str,
+        timeout: float = 600.0,
+        interval: float = 1.0,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         end = time.monotonic() + timeout
         while True:
             st = self.status(batch_id)

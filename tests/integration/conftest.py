@@ -12,14 +12,14 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
-from devstack.cfn_yaml import load_template
 from scrapersky import bootstrap, entrypoints
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
-from scrapersky.services.admin import create_tenant
 from scrapersky.models import CreateTenantRequest
+from scrapersky.services.admin import create_tenant
 from scrapersky.services.context import Deps
 from scrapersky.settings import Settings
+
+from devstack.cfn_yaml import load_template
 from tests.conftest import ROOT, LambdaContext, load_event
 from tests.loopback import proxy_servers, site  # noqa: F401 - fixtures
 
@@ -63,33 +63,62 @@ class Harness:
         routers = {"batches": batches_router, "status": status_router, "scrape": scrape_router, "admin": admin_router}
         if name in routers:
             return entrypoints.http_handler(routers[name], deps_factory=factory)
-        records = {"worker": entrypoints._work_records, "fanout": entrypoints._fanout_records,
-                   "dead_letters": entrypoints._dead_letter_records}[name]
+        records = {
+            "worker": entrypoints._work_records,
+            "fanout": entrypoints._fanout_records,
+            "dead_letters": entrypoints._dead_letter_records,
+        }[name]
         return entrypoints._sqs_handler(records, deps_factory=factory)
 
-    def api(self, name: str, method: str, path: str, body: Any = None, tenant: str = "t_local",
-            role: str = "tenant", query: dict[str, str] | None = None, raw_body: str | None = None) -> tuple[int, Any]:
+    def api(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        tenant: str = "t_local",
+        role: str = "tenant",
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> tuple[int, Any]:
         ev = load_event("api_get_batch.json")
-        ev.update(httpMethod=method, path=path, resource=path, pathParameters=None,
-                  queryStringParameters=query, multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()},
-                  body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None))
+        ev.update(
+            httpMethod=method,
+            path=path,
+            resource=path,
+            pathParameters=None,
+            queryStringParameters=query,
+            multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()},
+            body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+        )
         ev["requestContext"]["authorizer"] = {"tenant_id": tenant, "role": role} if tenant else {}
         out = self.handler(name)(ev, self.context)
         return out["statusCode"], json.loads(out["body"]) if out.get("body") else None
 
     def receive(self, queue: str, max_messages: int = 10) -> list[dict[str, Any]]:
-        got = self.sqs.receive_message(QueueUrl=self.urls[queue], MaxNumberOfMessages=max_messages,
-                                       AttributeNames=["All"], WaitTimeSeconds=0)
+        got = self.sqs.receive_message(
+            QueueUrl=self.urls[queue], MaxNumberOfMessages=max_messages, AttributeNames=["All"], WaitTimeSeconds=0
+        )
         return got.get("Messages", [])
 
     @staticmethod
     def sqs_event(queue: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {"ApproximateReceiveCount": "1"}), "messageAttributes": {},
-            "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}", "awsRegion": "us-east-1"}
-            for m in messages]}
+        return {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {"ApproximateReceiveCount": "1"}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
 
     def deliver(self, queue: str, handler: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """Invokes the consumer as the event source mapping would, deleting what it did not report failed."""
@@ -100,11 +129,16 @@ class Harness:
                 self.sqs.delete_message(QueueUrl=self.urls[queue], ReceiptHandle=m["ReceiptHandle"])
         return result
 
-    def drain(self, timeout: float = 60.0, queues: tuple[str, ...] = ("FanoutQueue", "WorkQueue", "WorkDLQ",
-                                                                      "FanoutDLQ")) -> None:
+    def drain(
+        self, timeout: float = 60.0, queues: tuple[str, ...] = ("FanoutQueue", "WorkQueue", "WorkDLQ", "FanoutDLQ")
+    ) -> None:
         """Runs the consumers until every queue is empty (deferred messages included)."""
-        handlers = {"FanoutQueue": "fanout", "WorkQueue": "worker", "WorkDLQ": "dead_letters",
-                    "FanoutDLQ": "dead_letters"}
+        handlers = {
+            "FanoutQueue": "fanout",
+            "WorkQueue": "worker",
+            "WorkDLQ": "dead_letters",
+            "FanoutDLQ": "dead_letters",
+        }
         end = time.time() + timeout
         while time.time() < end:
             busy = False
@@ -114,10 +148,16 @@ class Harness:
                     busy = True
                     self.deliver(q, handlers[q], msgs)
             if not busy:
-                attrs = [self.sqs.get_queue_attributes(QueueUrl=self.urls[q], AttributeNames=["All"])["Attributes"]
-                         for q in queues]
-                if all(a["ApproximateNumberOfMessages"] == "0" and a["ApproximateNumberOfMessagesNotVisible"] == "0"
-                       and a.get("ApproximateNumberOfMessagesDelayed", "0") == "0" for a in attrs):
+                attrs = [
+                    self.sqs.get_queue_attributes(QueueUrl=self.urls[q], AttributeNames=["All"])["Attributes"]
+                    for q in queues
+                ]
+                if all(
+                    a["ApproximateNumberOfMessages"] == "0"
+                    and a["ApproximateNumberOfMessagesNotVisible"] == "0"
+                    and a.get("ApproximateNumberOfMessagesDelayed", "0") == "0"
+                    for a in attrs
+                ):
                     return
                 time.sleep(0.2)
         raise AssertionError("queues did not drain in time")
@@ -125,17 +165,30 @@ class Harness:
 
 @pytest.fixture
 def harness(monkeypatch) -> Iterator[Harness]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_NAMESPACE": "ScraperSkyTest",
-                 "POWERTOOLS_SERVICE_NAME": "scrapersky", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "ScraperSkyTest",
+        "POWERTOOLS_SERVICE_NAME": "scrapersky",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         urls = _create_from_template("us-east-1")
-        settings = Settings(batches_table="batches", proxies_table="proxies", tenants_table="tenants",
-                            fanout_queue_url=urls["FanoutQueue"], work_queue_url=urls["WorkQueue"],
-                            allow_private_targets=True, any_target_port=True, lease_seconds=30,
-                            no_proxy_retry_s=2)
+        settings = Settings(
+            batches_table="batches",
+            proxies_table="proxies",
+            tenants_table="tenants",
+            fanout_queue_url=urls["FanoutQueue"],
+            work_queue_url=urls["WorkQueue"],
+            allow_private_targets=True,
+            any_target_port=True,
+            lease_seconds=30,
+            no_proxy_retry_s=2,
+        )
         deps = bootstrap.build(settings)
         for tid, role in (("t_local", "tenant"), ("t_admin", "admin")):
             create_tenant(deps, CreateTenantRequest(name=tid, role=role), api_key=f"{tid}-key", tenant_id=tid)

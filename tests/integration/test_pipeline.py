@@ -32,8 +32,10 @@ def assert_adds_up(view):
 
 def test_mixed_batch_ends_partial_with_exact_counts_and_page_results(harness, pool, site):
     base = site.base_url
-    created = create(harness, [f"{base}/page/1", f"{base}/page/2", f"{base}/redirect/3", f"{base}/missing/1",
-                               "ftp://nope", f"{base}/page/1"])
+    created = create(
+        harness,
+        [f"{base}/page/1", f"{base}/page/2", f"{base}/redirect/3", f"{base}/missing/1", "ftp://nope", f"{base}/page/1"],
+    )
     assert created["total_items"] == 4
     assert created["duplicate_items"] == 1
     assert [r["item"] for r in created["rejected_items"]] == ["ftp://nope"]

@@ -1,7 +1,6 @@
 from email.utils import formatdate
 
 import pytest
-
 from scrapersky.domain.html import summarise_html
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse, OutcomeKind, classify, parse_retry_after
 
@@ -9,8 +8,14 @@ NOW = 1_800_000_000.0
 
 
 def response(status, retry_after=None):
-    return FetchResponse(status_code=status, final_url="https://x.example/", content_type="text/html", bytes=10,
-                         elapsed_ms=5, retry_after=retry_after)
+    return FetchResponse(
+        status_code=status,
+        final_url="https://x.example/",
+        content_type="text/html",
+        bytes=10,
+        elapsed_ms=5,
+        retry_after=retry_after,
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,6 +56,10 @@ def test_page_summary_has_title_description_canonical_and_first_h1():
     page = """<html><head><title> Hello
       World </title><meta name="Description" content="About it"><link rel="canonical" href="https://x/c">
       </head><body><h1>First <b>one</b></h1><h1>Second</h1></body></html>"""
-    assert summarise_html(page) == {"title": "Hello World", "description": "About it", "canonical": "https://x/c",
-                                    "h1": "First one"}
+    assert summarise_html(page) == {
+        "title": "Hello World",
+        "description": "About it",
+        "canonical": "https://x/c",
+        "h1": "First one",
+    }
     assert summarise_html("<p>no head") == {"title": None, "description": None, "canonical": None, "h1": None}

@@ -1,5 +1,4 @@
 import pytest
-
 from scrapersky.domain.progress import Counts, batch_view, decide_final_status
 from scrapersky.models import BatchStatus
 from scrapersky.services.batches import chunk_items, shard_totals
@@ -8,10 +7,12 @@ META = {"batch_id": "b_x", "status": "processing", "total_items": 100, "created_
 
 
 def test_view_counts_always_add_up_to_the_total():
-    counts = Counts.from_shards([
-        {"succeeded": 30, "failed": 2, "in_progress": 3, "retries": 4, "e_http_404": 2, "updated_at": 1050.0},
-        {"succeeded": 10, "cancelled": 0, "in_progress": 2},
-    ])
+    counts = Counts.from_shards(
+        [
+            {"succeeded": 30, "failed": 2, "in_progress": 3, "retries": 4, "e_http_404": 2, "updated_at": 1050.0},
+            {"succeeded": 10, "cancelled": 0, "in_progress": 2},
+        ]
+    )
     v = batch_view(META, counts, now=1060.0)
     assert v["succeeded"] + v["failed"] + v["cancelled"] + v["in_progress"] + v["pending"] == 100
     assert v["progress_pct"] == 42.0
@@ -23,8 +24,13 @@ def test_view_counts_always_add_up_to_the_total():
 
 @pytest.mark.parametrize(
     ("succeeded", "failed", "cancelled", "expected"),
-    [(10, 0, 0, BatchStatus.COMPLETED), (0, 10, 0, BatchStatus.FAILED), (7, 3, 0, BatchStatus.PARTIAL),
-     (5, 0, 5, BatchStatus.COMPLETED), (9, 0, 0, None)],
+    [
+        (10, 0, 0, BatchStatus.COMPLETED),
+        (0, 10, 0, BatchStatus.FAILED),
+        (7, 3, 0, BatchStatus.PARTIAL),
+        (5, 0, 5, BatchStatus.COMPLETED),
+        (9, 0, 0, None),
+    ],
 )
 def test_final_status_only_when_every_item_finished(succeeded, failed, cancelled, expected):
     assert decide_final_status(Counts(succeeded=succeeded, failed=failed, cancelled=cancelled), 10) == expected

@@ -1,5 +1,4 @@
 import pytest
-
 from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_resolved, normalise_items, normalise_page
 
 DEPLOYED = TargetPolicy()

@@ -18,8 +18,9 @@ from scrapersky.ports import SystemClock
 from scrapersky.services.context import Deps
 from scrapersky.settings import Settings
 
-_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32,
-                     connect_timeout=5, read_timeout=30)
+_AWS_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32, connect_timeout=5, read_timeout=30
+)
 
 
 def build(settings: Settings | None = None, session: Any = None) -> Deps:
@@ -31,8 +32,12 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     return Deps(
         settings=settings,
         store=DynamoBatchStore(settings.batches_table, ddb),
-        pool=DynamoProxyPool(settings.proxies_table, ddb, quarantine_after=settings.quarantine_after,
-                             no_proxy_retry_s=settings.no_proxy_retry_s),
+        pool=DynamoProxyPool(
+            settings.proxies_table,
+            ddb,
+            quarantine_after=settings.quarantine_after,
+            no_proxy_retry_s=settings.no_proxy_retry_s,
+        ),
         tenants=DynamoTenantStore(settings.tenants_table, ddb),
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),

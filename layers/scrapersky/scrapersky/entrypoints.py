@@ -63,16 +63,21 @@ scrape_handler = http_handler(scrape_router)
 admin_handler = http_handler(admin_router)
 
 
-def _sqs_handler(record_handler_factory: Callable[[Deps], Callable[[SQSRecord], Any]],
-                 deps_factory: Callable[[], Deps] = bootstrap.deps) -> Handler:
+def _sqs_handler(
+    record_handler_factory: Callable[[Deps], Callable[[SQSRecord], Any]],
+    deps_factory: Callable[[], Deps] = bootstrap.deps,
+) -> Handler:
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return process_partial_response(event=event, record_handler=record_handler_factory(deps_factory()),
-                                        processor=processor, context=context)
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler_factory(deps_factory()), processor=processor, context=context
+            )
+        )
 
     return handler
 
@@ -84,8 +89,9 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
         msg = WorkMessage.model_validate_json(record.body)
         logger.append_keys(batch_id=msg.batch_id, item_seq=msg.seq, tenant_id=msg.tenant_id)
         try:
-            result = worker.handle_record(deps, msg, record.receipt_handle,
-                                          int(record.attributes.approximate_receive_count or 1), cache)
+            result = worker.handle_record(
+                deps, msg, record.receipt_handle, int(record.attributes.approximate_receive_count or 1), cache
+            )
         except worker.Deferred as d:
             _emit(d.metrics)
             logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason})
@@ -98,8 +104,13 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
 
 
 def _emit(values: dict[str, float]) -> None:
-    names = {"succeeded": "ItemsSucceeded", "failed": "ItemsFailed", "retried": "ItemsRetried",
-             "rate_limited": "RateLimited", "deferred": "ItemsDeferred"}
+    names = {
+        "succeeded": "ItemsSucceeded",
+        "failed": "ItemsFailed",
+        "retried": "ItemsRetried",
+        "rate_limited": "RateLimited",
+        "deferred": "ItemsDeferred",
+    }
     for key, value in values.items():
         if key in names:
             metrics.add_metric(name=names[key], unit=MetricUnit.Count, value=value)
@@ -140,8 +151,12 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
         raise Exception("Unauthorized")  # API Gateway answers 401 {"message": "Unauthorized"}
     arn = event.parsed_arn
     policy = APIGatewayAuthorizerResponse(
-        principal_id=who["tenant_id"], region=arn.region, aws_account_id=arn.aws_account_id, api_id=arn.api_id,
-        stage=arn.stage, context={"tenant_id": who["tenant_id"], "role": who.get("role", "tenant")},
+        principal_id=who["tenant_id"],
+        region=arn.region,
+        aws_account_id=arn.aws_account_id,
+        api_id=arn.api_id,
+        stage=arn.stage,
+        context={"tenant_id": who["tenant_id"], "role": who.get("role", "tenant")},
     )
     policy.allow_all_routes()  # the result is cached per key, so it must hold for every route
     return policy.asdict()
@@ -152,7 +167,7 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
 def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = bootstrap.deps()
     report = maintenance.check_quarantined(deps)
-    states = [admin.proxy_view(p, deps.clock.now())["state"] for p in deps.pool.list()]
+    states = [admin.proxy_view(p, deps.clock.now())["state"] for p in deps.pool.list_all()]
     for state in ("available", "cooling", "quarantined"):
         metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=states.count(state))
     logger.info("maintenance", extra={"report": json.dumps(report)})

@@ -51,8 +51,9 @@ class BatchStore(abc.ABC):
     """Batches, their items and counter shards, group locks and client tokens."""
 
     @abc.abstractmethod
-    def create_batch(self, meta: dict[str, Any], shard_totals: list[int], client_token: str | None,
-                     take_group: bool) -> tuple[dict[str, Any], bool]:
+    def create_batch(
+        self, meta: dict[str, Any], shard_totals: list[int], client_token: str | None, take_group: bool
+    ) -> tuple[dict[str, Any], bool]:
         """Stores a new batch. Returns (meta, created); a repeated client token returns the earlier batch.
         With take_group, the group lock is taken in the same write; if it is held the batch is stored as
         queued behind it (meta["status"] tells which happened)."""
@@ -65,17 +66,25 @@ class BatchStore(abc.ABC):
         """The batch record and its counter shards (one query; O(shards))."""
 
     @abc.abstractmethod
-    def list_batches(self, tenant_id: str, limit: int, cursor: str | None, status: str | None,
-                     group: str | None) -> tuple[list[tuple[dict[str, Any], list[dict[str, Any]]]], str | None]: ...
+    def list_batches(
+        self, tenant_id: str, limit: int, cursor: str | None, status: str | None, group: str | None
+    ) -> tuple[list[tuple[dict[str, Any], list[dict[str, Any]]]], str | None]: ...
 
     @abc.abstractmethod
-    def update_status(self, batch_id: str, to_status: str, from_status: tuple[str, ...], now: float,
-                      extra: dict[str, Any] | None = None) -> bool:
+    def update_status(
+        self,
+        batch_id: str,
+        to_status: str,
+        from_status: tuple[str, ...],
+        now: float,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
         """Conditional status change of the batch record; False when it was not in from_status."""
 
     @abc.abstractmethod
-    def put_items(self, batch_id: str, tenant_id: str, shards: int, first_seq: int, items: list[str],
-                  now: float) -> list[tuple[int, str]]:
+    def put_items(
+        self, batch_id: str, tenant_id: str, shards: int, first_seq: int, items: list[str], now: float
+    ) -> list[tuple[int, str]]:
         """Creates item records that do not exist yet (never overwrites). Returns (seq, item) of every
         item of the chunk still pending, new or not, so a replayed chunk re-sends what may have been lost."""
 
@@ -84,15 +93,17 @@ class BatchStore(abc.ABC):
         """Items still pending, strongly consistent, for dispatching or cancelling a batch."""
 
     @abc.abstractmethod
-    def query_items(self, batch_id: str, status: str | None, limit: int,
-                    cursor: str | None) -> tuple[list[dict[str, Any]], str | None]: ...
+    def query_items(
+        self, batch_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
 
     @abc.abstractmethod
     def get_item(self, batch_id: str, seq: int) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
-    def claim_item(self, batch_id: str, seq: int, shard: int, token: str, until: float,
-                   now: float) -> Claim | ClaimRefused: ...
+    def claim_item(
+        self, batch_id: str, seq: int, shard: int, token: str, until: float, now: float
+    ) -> Claim | ClaimRefused: ...
 
     @abc.abstractmethod
     def transition(self, t: Transition) -> bool:
@@ -127,15 +138,16 @@ class ProxyPool(abc.ABC):
     def delete(self, proxy_id: str) -> bool: ...
 
     @abc.abstractmethod
-    def list(self) -> list[dict[str, Any]]: ...
+    def list_all(self) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
     def lease(self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None) -> Lease:
         """Leases a proxy whose slot for this host is open. Raises NoProxyAvailable(retry_at)."""
 
     @abc.abstractmethod
-    def release(self, lease: Lease, host: str, now: float, outcome: str, cooldown_s: float | None,
-                proxy_fault: bool) -> None:
+    def release(
+        self, lease: Lease, host: str, now: float, outcome: str, cooldown_s: float | None, proxy_fault: bool
+    ) -> None:
         """Returns the lease (conditional on owner and fence) and records what the fetch did."""
 
     @abc.abstractmethod

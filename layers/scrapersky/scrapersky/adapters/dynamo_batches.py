@@ -76,27 +76,66 @@ class DynamoBatchStore(BatchStore):
         self.put_concurrency = put_concurrency
 
     # ---- batches -----------------------------------------------------------------------------------------
-    def create_batch(self, meta: dict[str, Any], shard_totals: list[int], client_token: str | None,
-                     take_group: bool) -> tuple[dict[str, Any], bool]:
+    def create_batch(
+        self, meta: dict[str, Any], shard_totals: list[int], client_token: str | None, take_group: bool
+    ) -> tuple[dict[str, Any], bool]:
         bid, tenant = meta["batch_id"], meta["tenant_id"]
         record = {
-            "pk": batch_pk(bid), "sk": META_SK, "gsi1pk": f"T#{tenant}", "gsi1sk": bid, **meta,
+            "pk": batch_pk(bid),
+            "sk": META_SK,
+            "gsi1pk": f"T#{tenant}",
+            "gsi1sk": bid,
+            **meta,
             "shards": len(shard_totals),
         }
         ops: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": ser_item(record),
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": ser_item(record),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
         ]
         for i, total in enumerate(shard_totals):
-            ops.append({"Put": {"TableName": self.table, "Item": ser_item(
-                {"pk": batch_pk(bid), "sk": shard_sk(i), "total": total, "succeeded": 0, "failed": 0,
-                 "cancelled": 0, "in_progress": 0, "retries": 0})}})
+            ops.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": ser_item(
+                            {
+                                "pk": batch_pk(bid),
+                                "sk": shard_sk(i),
+                                "total": total,
+                                "succeeded": 0,
+                                "failed": 0,
+                                "cancelled": 0,
+                                "in_progress": 0,
+                                "retries": 0,
+                            }
+                        ),
+                    }
+                }
+            )
         token_index = None
         if client_token:
             token_index = len(ops)
-            ops.append({"Put": {"TableName": self.table, "Item": ser_item(
-                {"pk": f"K#{tenant}#{client_token}", "sk": "T", "batch_id": bid, "created_at": meta["created_at"]}),
-                "ConditionExpression": "attribute_not_exists(pk)"}})
+            ops.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": ser_item(
+                            {
+                                "pk": f"K#{tenant}#{client_token}",
+                                "sk": "T",
+                                "batch_id": bid,
+                                "created_at": meta["created_at"],
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         group_index = None
         if take_group and meta.get("group"):
             group_index = len(ops)
@@ -114,27 +153,40 @@ class DynamoBatchStore(BatchStore):
                 if existing:
                     return existing, False
             if group_index is not None and codes[group_index] == "ConditionalCheckFailed":
-                queued = {**meta, "status": "queued", "auto_start": True,
-                          "gwpk": f"W#{tenant}#{meta['group']}", "gwsk": bid}
+                queued = {
+                    **meta,
+                    "status": "queued",
+                    "auto_start": True,
+                    "gwpk": f"W#{tenant}#{meta['group']}",
+                    "gwsk": bid,
+                }
                 return self.create_batch(queued, shard_totals, client_token, take_group=False)
             if "TransactionConflict" in codes:
                 raise RetryableStoreError("transaction conflict creating batch") from e
             raise
 
     def _by_token(self, tenant: str, token: str) -> dict[str, Any] | None:
-        rec = de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(f"K#{tenant}#{token}"), "sk": ser("T")},
-                                        ConsistentRead=True).get("Item"))
+        rec = de_item(
+            self.ddb.get_item(
+                TableName=self.table, Key={"pk": ser(f"K#{tenant}#{token}"), "sk": ser("T")}, ConsistentRead=True
+            ).get("Item")
+        )
         return self.get_meta(rec["batch_id"]) if rec else None
 
     def get_meta(self, batch_id: str) -> dict[str, Any] | None:
-        return de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(META_SK)},
-                                         ConsistentRead=True).get("Item"))
+        return de_item(
+            self.ddb.get_item(
+                TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(META_SK)}, ConsistentRead=True
+            ).get("Item")
+        )
 
     def get_batch(self, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         rows: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "KeyConditionExpression": "pk = :p AND sk < :d",
-            "ExpressionAttributeValues": values(p=batch_pk(batch_id), d="D"), "ConsistentRead": True,
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :p AND sk < :d",
+            "ExpressionAttributeValues": values(p=batch_pk(batch_id), d="D"),
+            "ConsistentRead": True,
         }
         while True:
             page = self.ddb.query(**kwargs)
@@ -147,8 +199,9 @@ class DynamoBatchStore(BatchStore):
             return None
         return meta, [r for r in rows if r["sk"].startswith("C#")]
 
-    def list_batches(self, tenant_id: str, limit: int, cursor: str | None, status: str | None,
-                     group: str | None) -> tuple[list[tuple[dict[str, Any], list[dict[str, Any]]]], str | None]:
+    def list_batches(
+        self, tenant_id: str, limit: int, cursor: str | None, status: str | None, group: str | None
+    ) -> tuple[list[tuple[dict[str, Any], list[dict[str, Any]]]], str | None]:
         filters, names, vals = [], {}, {"t": f"T#{tenant_id}"}
         if status:
             filters.append("#s = :s")
@@ -162,8 +215,12 @@ class DynamoBatchStore(BatchStore):
         found: list[dict[str, Any]] = []
         while len(found) < limit:
             kwargs: dict[str, Any] = {
-                "TableName": self.table, "IndexName": "by_tenant", "KeyConditionExpression": "gsi1pk = :t",
-                "ExpressionAttributeValues": values(**vals), "ScanIndexForward": False, "Limit": limit - len(found),
+                "TableName": self.table,
+                "IndexName": "by_tenant",
+                "KeyConditionExpression": "gsi1pk = :t",
+                "ExpressionAttributeValues": values(**vals),
+                "ScanIndexForward": False,
+                "Limit": limit - len(found),
             }
             if filters:
                 kwargs["FilterExpression"] = " AND ".join(filters)
@@ -183,8 +240,14 @@ class DynamoBatchStore(BatchStore):
                 results.append(full)
         return results, _encode_cursor(start)
 
-    def update_status(self, batch_id: str, to_status: str, from_status: tuple[str, ...], now: float,
-                      extra: dict[str, Any] | None = None) -> bool:
+    def update_status(
+        self,
+        batch_id: str,
+        to_status: str,
+        from_status: tuple[str, ...],
+        now: float,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
         sets = ["#s = :to", "updated_at = :now"]
         vals: dict[str, Any] = {"to": to_status, "now": now}
         names = {"#s": "status"}
@@ -201,10 +264,12 @@ class DynamoBatchStore(BatchStore):
             update += " REMOVE gwpk, gwsk"
         try:
             self.ddb.update_item(
-                TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(META_SK)},
+                TableName=self.table,
+                Key={"pk": ser(batch_pk(batch_id)), "sk": ser(META_SK)},
                 UpdateExpression=update,
                 ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(froms)})",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values(**vals),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values(**vals),
             )
             return True
         except ClientError as e:
@@ -215,12 +280,15 @@ class DynamoBatchStore(BatchStore):
 
     # ---- groups ------------------------------------------------------------------------------------------
     def _take_group_op(self, tenant: str, group: str, batch_id: str) -> dict[str, Any]:
-        return {"Update": {
-            "TableName": self.table, "Key": {"pk": ser(f"G#{tenant}#{group}"), "sk": ser("L")},
-            "UpdateExpression": "SET running = :b",
-            "ConditionExpression": "attribute_not_exists(running) OR running = :b",
-            "ExpressionAttributeValues": values(b=batch_id),
-        }}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": ser(f"G#{tenant}#{group}"), "sk": ser("L")},
+                "UpdateExpression": "SET running = :b",
+                "ConditionExpression": "attribute_not_exists(running) OR running = :b",
+                "ExpressionAttributeValues": values(b=batch_id),
+            }
+        }
 
     def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool:
         op = self._take_group_op(tenant_id, group, batch_id)["Update"]
@@ -235,8 +303,10 @@ class DynamoBatchStore(BatchStore):
     def release_group(self, tenant_id: str, group: str, batch_id: str) -> bool:
         try:
             self.ddb.update_item(
-                TableName=self.table, Key={"pk": ser(f"G#{tenant_id}#{group}"), "sk": ser("L")},
-                UpdateExpression="REMOVE running", ConditionExpression="running = :b",
+                TableName=self.table,
+                Key={"pk": ser(f"G#{tenant_id}#{group}"), "sk": ser("L")},
+                UpdateExpression="REMOVE running",
+                ConditionExpression="running = :b",
                 ExpressionAttributeValues=values(b=batch_id),
             )
             return True
@@ -247,23 +317,40 @@ class DynamoBatchStore(BatchStore):
 
     def next_waiting_in_group(self, tenant_id: str, group: str) -> str | None:
         page = self.ddb.query(
-            TableName=self.table, IndexName="group_wait", KeyConditionExpression="gwpk = :w",
-            ExpressionAttributeValues=values(w=f"W#{tenant_id}#{group}"), ScanIndexForward=True, Limit=1,
+            TableName=self.table,
+            IndexName="group_wait",
+            KeyConditionExpression="gwpk = :w",
+            ExpressionAttributeValues=values(w=f"W#{tenant_id}#{group}"),
+            ScanIndexForward=True,
+            Limit=1,
         )
         items = [de_item(i) or {} for i in page.get("Items", [])]
         return items[0]["gwsk"] if items else None
 
     # ---- items -------------------------------------------------------------------------------------------
-    def put_items(self, batch_id: str, tenant_id: str, shards: int, first_seq: int, items: list[str],
-                  now: float) -> list[tuple[int, str]]:
+    def put_items(
+        self, batch_id: str, tenant_id: str, shards: int, first_seq: int, items: list[str], now: float
+    ) -> list[tuple[int, str]]:
         def put(seq_item: tuple[int, str]) -> tuple[int, str] | None:
             seq, item = seq_item
-            record = {"pk": batch_pk(batch_id), "sk": item_sk(seq), "seq": seq, "item": item, "status": "pending",
-                      "shard": seq % shards, "attempts": 0, "deferrals": 0, "created_at": now}
+            record = {
+                "pk": batch_pk(batch_id),
+                "sk": item_sk(seq),
+                "seq": seq,
+                "item": item,
+                "status": "pending",
+                "shard": seq % shards,
+                "attempts": 0,
+                "deferrals": 0,
+                "created_at": now,
+            }
             try:
-                self.ddb.put_item(TableName=self.table, Item=ser_item(record),
-                                  ConditionExpression="attribute_not_exists(pk)",
-                                  ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                self.ddb.put_item(
+                    TableName=self.table,
+                    Item=ser_item(record),
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
                 return seq_item
             except ClientError as e:
                 if is_condition_failure(e):
@@ -278,15 +365,18 @@ class DynamoBatchStore(BatchStore):
     def pending_items(self, batch_id: str, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         return self.query_items(batch_id, "pending", limit, cursor, consistent=True)
 
-    def query_items(self, batch_id: str, status: str | None, limit: int, cursor: str | None,
-                    consistent: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+    def query_items(
+        self, batch_id: str, status: str | None, limit: int, cursor: str | None, consistent: bool = False
+    ) -> tuple[list[dict[str, Any]], str | None]:
         start = decode_cursor(cursor)
         found: list[dict[str, Any]] = []
         while len(found) < limit:
             kwargs: dict[str, Any] = {
-                "TableName": self.table, "KeyConditionExpression": "pk = :p AND begins_with(sk, :i)",
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :p AND begins_with(sk, :i)",
                 "ExpressionAttributeValues": values(p=batch_pk(batch_id), i="I#", **({"s": status} if status else {})),
-                "Limit": limit - len(found), "ConsistentRead": consistent,
+                "Limit": limit - len(found),
+                "ConsistentRead": consistent,
             }
             if status:
                 kwargs["FilterExpression"] = "#s = :s"
@@ -302,13 +392,26 @@ class DynamoBatchStore(BatchStore):
         return found, _encode_cursor(start)
 
     def get_item(self, batch_id: str, seq: int) -> dict[str, Any] | None:
-        return de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(item_sk(seq))},
-                                         ConsistentRead=True).get("Item"))
+        return de_item(
+            self.ddb.get_item(
+                TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(item_sk(seq))}, ConsistentRead=True
+            ).get("Item")
+        )
 
-    def claim_item(self, batch_id: str, seq: int, shard: int, token: str, until: float,
-                   now: float) -> Claim | ClaimRefused:
-        t = Transition(batch_id, seq, shard, "in_progress", ("pending",), None,
-                       set_fields={"claim": token, "claim_until": until}, counters={"in_progress": 1}, now=now)
+    def claim_item(
+        self, batch_id: str, seq: int, shard: int, token: str, until: float, now: float
+    ) -> Claim | ClaimRefused:
+        t = Transition(
+            batch_id,
+            seq,
+            shard,
+            "in_progress",
+            ("pending",),
+            None,
+            set_fields={"claim": token, "claim_until": until},
+            counters={"in_progress": 1},
+            now=now,
+        )
         for _ in range(_TXN_RETRIES):
             won, old = self._transact(t, first_start=True)
             if won:
@@ -324,15 +427,17 @@ class DynamoBatchStore(BatchStore):
                     return ClaimRefused(terminal=False, busy_until=float(old["claim_until"]))
                 # The claim of a crashed delivery lapsed: take it over without touching the counters.
                 if self._take_over(batch_id, seq, str(old.get("claim", "")), token, until, now):
-                    return Claim(token, int(old.get("attempts", 0)), int(old.get("deferrals", 0)),
-                                 old.get("last_proxy"))
+                    return Claim(
+                        token, int(old.get("attempts", 0)), int(old.get("deferrals", 0)), old.get("last_proxy")
+                    )
             # pending again (or a lost race): try once more
         return ClaimRefused(terminal=False, busy_until=now + 5)
 
     def _take_over(self, batch_id: str, seq: int, old_token: str, token: str, until: float, now: float) -> bool:
         try:
             self.ddb.update_item(
-                TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(item_sk(seq))},
+                TableName=self.table,
+                Key={"pk": ser(batch_pk(batch_id)), "sk": ser(item_sk(seq))},
                 UpdateExpression="SET claim = :t, claim_until = :u, updated_at = :n",
                 ConditionExpression="#s = :ip AND claim = :old AND claim_until < :n",
                 ExpressionAttributeNames={"#s": "status"},
@@ -388,11 +493,17 @@ class DynamoBatchStore(BatchStore):
             cond += " AND claim = :claim"
             vals["claim"] = t.claim_token
         cond = f"attribute_not_exists(pk) OR ({cond})" if t.create_if_missing else f"attribute_exists(pk) AND {cond}"
-        item_op = {"Update": {
-            "TableName": self.table, "Key": {"pk": ser(batch_pk(t.batch_id)), "sk": ser(item_sk(t.seq))},
-            "UpdateExpression": update, "ConditionExpression": cond, "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values(**vals), "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }}
+        item_op = {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": ser(batch_pk(t.batch_id)), "sk": ser(item_sk(t.seq))},
+                "UpdateExpression": update,
+                "ConditionExpression": cond,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values(**vals),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
         ops = [item_op]
         if t.counters:
             cnames, cvals, cadds = {}, {"now": t.now}, []
@@ -400,12 +511,18 @@ class DynamoBatchStore(BatchStore):
                 cnames[f"#c{i}"] = k
                 cvals[f"c{i}"] = v
                 cadds.append(f"#c{i} :c{i}")
-            ops.append({"Update": {
-                "TableName": self.table, "Key": {"pk": ser(batch_pk(t.batch_id)), "sk": ser(shard_sk(t.shard))},
-                "UpdateExpression": "SET updated_at = :now ADD " + ", ".join(cadds),
-                "ConditionExpression": "attribute_exists(pk)",
-                "ExpressionAttributeNames": cnames, "ExpressionAttributeValues": values(**cvals),
-            }})
+            ops.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": ser(batch_pk(t.batch_id)), "sk": ser(shard_sk(t.shard))},
+                        "UpdateExpression": "SET updated_at = :now ADD " + ", ".join(cadds),
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": cnames,
+                        "ExpressionAttributeValues": values(**cvals),
+                    }
+                }
+            )
         try:
             if len(ops) == 1:
                 op = dict(ops[0]["Update"])
@@ -432,7 +549,8 @@ class DynamoBatchStore(BatchStore):
     def _add_sample(self, batch_id: str, shard: int, sample: dict[str, Any]) -> None:
         try:
             self.ddb.update_item(
-                TableName=self.table, Key={"pk": ser(batch_pk(batch_id)), "sk": ser(shard_sk(shard))},
+                TableName=self.table,
+                Key={"pk": ser(batch_pk(batch_id)), "sk": ser(shard_sk(shard))},
                 UpdateExpression="SET error_samples = list_append(if_not_exists(error_samples, :empty), :one)",
                 ConditionExpression="attribute_not_exists(error_samples) OR size(error_samples) < :max",
                 ExpressionAttributeValues=values(empty=[], one=[sample], max=3),

@@ -23,8 +23,14 @@ BUSY_RETRY_S = 1.0
 
 
 class DynamoProxyPool(ProxyPool):
-    def __init__(self, table_name: str, client: Any, quarantine_after: int = 3,
-                 rng: random.Random | None = None, no_proxy_retry_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        quarantine_after: int = 3,
+        rng: random.Random | None = None,
+        no_proxy_retry_s: float = 30.0,
+    ) -> None:
         self.no_proxy_retry_s = no_proxy_retry_s
         self.table = table_name
         self.ddb = client
@@ -35,24 +41,41 @@ class DynamoProxyPool(ProxyPool):
         self.conflicts = 0
 
     def add(self, proxy_id: str, url: str, endpoint: str, labels: dict[str, str], now: float) -> None:
-        self.ddb.put_item(TableName=self.table, Item=ser_item({
-            "proxy_id": proxy_id, "url": url, "endpoint": endpoint, "labels": labels, "state": "available",
-            "lease_until": 0, "fence": 0, "cooldowns": {}, "succeeded": 0, "failed": 0, "rate_limited": 0,
-            "consecutive_errors": 0, "created_at": now,
-        }), ConditionExpression="attribute_not_exists(proxy_id)")
+        self.ddb.put_item(
+            TableName=self.table,
+            Item=ser_item(
+                {
+                    "proxy_id": proxy_id,
+                    "url": url,
+                    "endpoint": endpoint,
+                    "labels": labels,
+                    "state": "available",
+                    "lease_until": 0,
+                    "fence": 0,
+                    "cooldowns": {},
+                    "succeeded": 0,
+                    "failed": 0,
+                    "rate_limited": 0,
+                    "consecutive_errors": 0,
+                    "created_at": now,
+                }
+            ),
+            ConditionExpression="attribute_not_exists(proxy_id)",
+        )
         self._snapshot_at = -1e18
 
     def delete(self, proxy_id: str) -> bool:
         try:
-            self.ddb.delete_item(TableName=self.table, Key={"proxy_id": ser(proxy_id)},
-                                 ConditionExpression="attribute_exists(proxy_id)")
+            self.ddb.delete_item(
+                TableName=self.table, Key={"proxy_id": ser(proxy_id)}, ConditionExpression="attribute_exists(proxy_id)"
+            )
             return True
         except ClientError as e:
             if is_condition_failure(e):
                 return False
             raise
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_all(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
@@ -64,7 +87,7 @@ class DynamoProxyPool(ProxyPool):
 
     def _proxies(self, now: float, refresh: bool = False) -> list[dict[str, Any]]:
         if refresh or now - self._snapshot_at > SNAPSHOT_TTL_S:
-            self._snapshot = self.list()
+            self._snapshot = self.list_all()
             self._snapshot_at = now
         return self._snapshot
 
@@ -101,7 +124,8 @@ class DynamoProxyPool(ProxyPool):
     def _claim(self, proxy_id: str, host: str, owner: str, now: float, lease_s: float) -> Lease:
         try:
             got = self.ddb.update_item(
-                TableName=self.table, Key={"proxy_id": ser(proxy_id)},
+                TableName=self.table,
+                Key={"proxy_id": ser(proxy_id)},
                 UpdateExpression="SET lease_owner = :o, lease_until = :u ADD fence :one",
                 ConditionExpression=(
                     "attribute_exists(proxy_id) AND #st = :avail AND lease_until < :now"
@@ -123,8 +147,9 @@ class DynamoProxyPool(ProxyPool):
                 p.update(rec)
         return Lease(proxy_id=proxy_id, url=rec["url"], fence=int(rec["fence"]), owner=owner)
 
-    def release(self, lease: Lease, host: str, now: float, outcome: str, cooldown_s: float | None,
-                proxy_fault: bool) -> None:
+    def release(
+        self, lease: Lease, host: str, now: float, outcome: str, cooldown_s: float | None, proxy_fault: bool
+    ) -> None:
         counter = {"success": "succeeded", "rate_limited": "rate_limited", "unused": None}.get(outcome, "failed")
         sets = ["lease_until = :zero"]
         vals: dict[str, Any] = {"zero": 0, "now": now, "one": 1}
@@ -150,10 +175,13 @@ class DynamoProxyPool(ProxyPool):
             vals.pop("one")
         try:
             got = self.ddb.update_item(
-                TableName=self.table, Key={"proxy_id": ser(lease.proxy_id)}, UpdateExpression=update,
+                TableName=self.table,
+                Key={"proxy_id": ser(lease.proxy_id)},
+                UpdateExpression=update,
                 ConditionExpression="lease_owner = :me AND fence = :f",
                 ExpressionAttributeValues=values(**vals, me=lease.owner, f=lease.fence),
-                ReturnValues="ALL_NEW", **({"ExpressionAttributeNames": names} if names else {}),
+                ReturnValues="ALL_NEW",
+                **({"ExpressionAttributeNames": names} if names else {}),
             )
         except ClientError as e:
             if is_condition_failure(e):
@@ -175,10 +203,14 @@ class DynamoProxyPool(ProxyPool):
             vals[f"x{i}"] = v
             sets.append(f"#x{i} = :x{i}")
         try:
-            self.ddb.update_item(TableName=self.table, Key={"proxy_id": ser(proxy_id)},
-                                 UpdateExpression="SET " + ", ".join(sets),
-                                 ConditionExpression="attribute_exists(proxy_id)",
-                                 ExpressionAttributeNames=names, ExpressionAttributeValues=values(**vals))
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"proxy_id": ser(proxy_id)},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(proxy_id)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values(**vals),
+            )
         except ClientError as e:
             if not is_condition_failure(e):
                 raise

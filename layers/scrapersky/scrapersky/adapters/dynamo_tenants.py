@@ -14,12 +14,38 @@ class DynamoTenantStore(TenantStore):
         self.ddb = client
 
     def put_tenant(self, tenant_id: str, name: str, role: str, key_hash: str, now: float) -> None:
-        self.ddb.transact_write_items(TransactItems=[
-            {"Put": {"TableName": self.table, "Item": ser_item(
-                {"pk": f"T#{tenant_id}", "tenant_id": tenant_id, "name": name, "role": role, "created_at": now})}},
-            {"Put": {"TableName": self.table, "Item": ser_item(
-                {"pk": f"K#{key_hash}", "tenant_id": tenant_id, "name": name, "role": role, "created_at": now})}},
-        ])
+        self.ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": ser_item(
+                            {
+                                "pk": f"T#{tenant_id}",
+                                "tenant_id": tenant_id,
+                                "name": name,
+                                "role": role,
+                                "created_at": now,
+                            }
+                        ),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": ser_item(
+                            {
+                                "pk": f"K#{key_hash}",
+                                "tenant_id": tenant_id,
+                                "name": name,
+                                "role": role,
+                                "created_at": now,
+                            }
+                        ),
+                    }
+                },
+            ]
+        )
 
     def by_key_hash(self, key_hash: str) -> dict[str, Any] | None:
         return de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(f"K#{key_hash}")}).get("Item"))

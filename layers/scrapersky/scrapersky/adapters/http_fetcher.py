@@ -21,12 +21,17 @@ USER_AGENT = "ScraperSky/0.1 (+https://github.com/scrapersky)"
 
 
 def resolve(host: str, port: int) -> Iterable[str]:
-    return {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    return {str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
 
 
 class RequestsFetcher(Fetcher):
-    def __init__(self, policy: TargetPolicy, connect_timeout_s: float = 5.0, read_timeout_s: float = 10.0,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        policy: TargetPolicy,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
         self.policy = policy
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -50,15 +55,19 @@ class RequestsFetcher(Fetcher):
                 return FetchFailure("timeout", f"no answer within {timeout_s:.1f}s")
             try:
                 resp = self.session.get(
-                    current, proxies=proxies, allow_redirects=False, stream=True,
+                    current,
+                    proxies=proxies,
+                    allow_redirects=False,
+                    stream=True,
                     timeout=(min(self.connect_timeout_s, remaining), min(self.read_timeout_s, remaining)),
                     headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
                 )
             except requests.exceptions.ProxyError as e:
                 return FetchFailure("proxy_error", f"proxy failed: {_short(e)}", proxy_fault=True)
             except requests.exceptions.ConnectTimeout as e:
-                return FetchFailure("proxy_timeout" if proxy_url else "connect_timeout", _short(e),
-                                    proxy_fault=bool(proxy_url))
+                return FetchFailure(
+                    "proxy_timeout" if proxy_url else "connect_timeout", _short(e), proxy_fault=bool(proxy_url)
+                )
             except requests.exceptions.SSLError as e:
                 return FetchFailure("tls_error", _short(e))
             except requests.exceptions.Timeout as e:
@@ -76,8 +85,9 @@ class RequestsFetcher(Fetcher):
                 return self._read(resp, current, start, deadline, max_bytes, hop)
         return FetchFailure("too_many_redirects", f"more than {MAX_HOPS} redirects", permanent=True)
 
-    def _read(self, resp: requests.Response, final_url: str, start: float, deadline: float, max_bytes: int,
-              hops: int) -> FetchResponse | FetchFailure:
+    def _read(
+        self, resp: requests.Response, final_url: str, start: float, deadline: float, max_bytes: int, hops: int
+    ) -> FetchResponse | FetchFailure:
         body = bytearray()
         truncated = False
         try:
@@ -96,9 +106,15 @@ class RequestsFetcher(Fetcher):
         if ctype and ("html" in ctype.lower()):
             summary = summarise_html(bytes(body).decode(resp.encoding or "utf-8", errors="replace"))
         return FetchResponse(
-            status_code=resp.status_code, final_url=final_url, content_type=ctype, bytes=len(body),
-            elapsed_ms=int((time.monotonic() - start) * 1000), summary=summary,
-            retry_after=resp.headers.get("Retry-After"), truncated=truncated, redirects=hops,
+            status_code=resp.status_code,
+            final_url=final_url,
+            content_type=ctype,
+            bytes=len(body),
+            elapsed_ms=int((time.monotonic() - start) * 1000),
+            summary=summary,
+            retry_after=resp.headers.get("Retry-After"),
+            truncated=truncated,
+            redirects=hops,
         )
 
 

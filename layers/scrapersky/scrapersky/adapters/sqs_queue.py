@@ -18,8 +18,10 @@ class SqsWorkQueue(WorkQueue):
 
     def _send(self, url: str, bodies: list[str], delay_s: int = 0) -> None:
         for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(i), "MessageBody": b, **({"DelaySeconds": delay_s} if delay_s else {})}
-                       for i, b in enumerate(bodies[start:start + 10])]
+            entries = [
+                {"Id": str(i), "MessageBody": b, **({"DelaySeconds": delay_s} if delay_s else {})}
+                for i, b in enumerate(bodies[start : start + 10])
+            ]
             pending = entries
             for _ in range(5):
                 got = self.sqs.send_message_batch(QueueUrl=url, Entries=pending)
@@ -37,5 +39,8 @@ class SqsWorkQueue(WorkQueue):
         self._send(self.work_url, [m.model_dump_json() for m in messages], min(900, max(0, int(delay_s))))
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
-        self.sqs.change_message_visibility(QueueUrl=self.work_url, ReceiptHandle=receipt_handle,
-                                           VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, int(seconds))))
+        self.sqs.change_message_visibility(
+            QueueUrl=self.work_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, int(seconds))),
+        )

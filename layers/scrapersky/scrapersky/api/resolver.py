@@ -21,8 +21,12 @@ API_VERSION = "1.0.0"
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body, default=str), headers=headers or {})
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, default=str),
+        headers=headers or {},
+    )
 
 
 def _details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -96,7 +100,9 @@ def openapi_json() -> str:
 
     doc = make_resolver(batches_router, status_router, scrape_router, admin_router)
     return doc.get_openapi_json_schema(
-        title=API_TITLE, version=API_VERSION,
+        title=API_TITLE,
+        version=API_VERSION,
         description="Batch page checks through a leased proxy pool. Every route but /health needs a bearer key.",
-        security_schemes={"bearer": HTTPBearer()}, security=[{"bearer": []}],
+        security_schemes={"bearer": HTTPBearer()},
+        security=[{"bearer": []}],
     )

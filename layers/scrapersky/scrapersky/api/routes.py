@@ -47,8 +47,9 @@ def list_batches(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ):
     who = caller(status_router)
-    return json_response(200, batches.list_batches(deps_of(status_router), who["tenant_id"], status, group, limit,
-                                                   cursor))
+    return json_response(
+        200, batches.list_batches(deps_of(status_router), who["tenant_id"], status, group, limit, cursor)
+    )
 
 
 @status_router.get("/batches/<batch_id>", summary="Progress of one batch (O(1))")
@@ -65,8 +66,9 @@ def list_items(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ):
     who = caller(status_router)
-    return json_response(200, batches.list_items(deps_of(status_router), who["tenant_id"], batch_id, status, limit,
-                                                 cursor))
+    return json_response(
+        200, batches.list_items(deps_of(status_router), who["tenant_id"], batch_id, status, limit, cursor)
+    )
 
 
 @status_router.get("/health", summary="Liveness (no auth)", security=[])

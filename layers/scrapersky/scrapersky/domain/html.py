@@ -51,6 +51,6 @@ def summarise_html(text: str) -> dict[str, str | None]:
     try:
         parser.feed(text)
         parser.close()
-    except Exception:  # noqa: BLE001 - a malformed page still yields what was parsed so far
+    except Exception:
         pass
     return {"title": parser.title, "description": parser.description, "canonical": parser.canonical, "h1": parser.h1}

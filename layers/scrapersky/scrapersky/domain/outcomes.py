@@ -86,12 +86,11 @@ def classify(fetched: FetchResponse | FetchFailure, now: float) -> Outcome:
     }
     retry_after = parse_retry_after(fetched.retry_after, now)
     if status == 429 or (status == 503 and retry_after is not None):
-        return Outcome(
-            OutcomeKind.RATE_LIMITED, f"http_{status}", f"rate limited (HTTP {status})", status, retry_after
-        )
+        return Outcome(OutcomeKind.RATE_LIMITED, f"http_{status}", f"rate limited (HTTP {status})", status, retry_after)
     if status == 407:
-        return Outcome(OutcomeKind.TRANSIENT, "proxy_auth", "proxy refused our credentials (407)", status,
-                       proxy_fault=True)
+        return Outcome(
+            OutcomeKind.TRANSIENT, "proxy_auth", "proxy refused our credentials (407)", status, proxy_fault=True
+        )
     if 200 <= status < 400:
         return Outcome(OutcomeKind.SUCCESS, http_status=status, result=result)
     if status == 408 or status >= 500:

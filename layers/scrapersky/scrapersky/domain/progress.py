@@ -42,7 +42,7 @@ class Counts:
                 setattr(c, name, getattr(c, name) + int(s.get(name, 0)))
             for k, v in s.items():
                 if k.startswith(ERROR_PREFIX) and int(v):
-                    code = k[len(ERROR_PREFIX):]
+                    code = k[len(ERROR_PREFIX) :]
                     c.by_code[code] = c.by_code.get(code, 0) + int(v)
             c.samples.extend(s.get("error_samples", []))
             if s.get("updated_at") is not None:

@@ -88,9 +88,8 @@ def normalise_page(raw: str, policy: TargetPolicy) -> str:
 
 def guard_host(host: str, policy: TargetPolicy) -> None:
     """Checks a host name without resolving it (resolution happens at fetch time, per hop)."""
-    if host in _METADATA_HOSTS or host.endswith(".internal"):
-        if not policy.allow_private:
-            raise InvalidTarget(f"host {host} is not allowed")
+    if (host in _METADATA_HOSTS or host.endswith(".internal")) and not policy.allow_private:
+        raise InvalidTarget(f"host {host} is not allowed")
     try:
         ipaddress.ip_address(host)
     except ValueError:

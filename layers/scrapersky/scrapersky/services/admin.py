@@ -17,8 +17,9 @@ def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def create_tenant(deps: Deps, req: CreateTenantRequest, api_key: str | None = None,
-                  tenant_id: str | None = None) -> dict[str, Any]:
+def create_tenant(
+    deps: Deps, req: CreateTenantRequest, api_key: str | None = None, tenant_id: str | None = None
+) -> dict[str, Any]:
     """The key is returned once and stored only as its hash."""
     key = api_key or f"sk_{secrets.token_urlsafe(32)}"
     tid = tenant_id or f"t_{secrets.token_hex(8)}"
@@ -50,8 +51,10 @@ def add_proxy(deps: Deps, req: CreateProxyRequest) -> dict[str, Any]:
     except ValueError as e:
         raise InvalidInput(f"proxy url is not valid: {e}", [{"field": "url", "message": str(e)}]) from e
     if parts.scheme not in ("http", "https") or not parts.hostname or not port:
-        raise InvalidInput("proxy url must look like http://user:pass@host:port",
-                           [{"field": "url", "message": "scheme http/https, a host and a port are required"}])
+        raise InvalidInput(
+            "proxy url must look like http://user:pass@host:port",
+            [{"field": "url", "message": "scheme http/https, a host and a port are required"}],
+        )
     proxy_id = f"p_{secrets.token_hex(8)}"
     endpoint = mask_endpoint(req.url)
     deps.pool.add(proxy_id, req.url, endpoint, req.labels, deps.clock.now())
@@ -64,17 +67,23 @@ def proxy_view(rec: dict[str, Any], now: float) -> dict[str, Any]:
     if state == "available" and cooldowns:
         state = "cooling"
     return {
-        "proxy_id": rec["proxy_id"], "endpoint": rec.get("endpoint"), "labels": rec.get("labels", {}),
-        "state": state, "leased": float(rec.get("lease_until", 0)) > now, "cooldowns": cooldowns,
-        "succeeded": int(rec.get("succeeded", 0)), "failed": int(rec.get("failed", 0)),
-        "rate_limited": int(rec.get("rate_limited", 0)), "last_used_at": iso(rec.get("last_used_at")),
+        "proxy_id": rec["proxy_id"],
+        "endpoint": rec.get("endpoint"),
+        "labels": rec.get("labels", {}),
+        "state": state,
+        "leased": float(rec.get("lease_until", 0)) > now,
+        "cooldowns": cooldowns,
+        "succeeded": int(rec.get("succeeded", 0)),
+        "failed": int(rec.get("failed", 0)),
+        "rate_limited": int(rec.get("rate_limited", 0)),
+        "last_used_at": iso(rec.get("last_used_at")),
         "consecutive_errors": int(rec.get("consecutive_errors", 0)),
     }
 
 
 def list_proxies(deps: Deps) -> dict[str, Any]:
     now = deps.clock.now()
-    return {"proxies": [proxy_view(p, now) for p in sorted(deps.pool.list(), key=lambda p: p["proxy_id"])]}
+    return {"proxies": [proxy_view(p, now) for p in sorted(deps.pool.list_all(), key=lambda p: p["proxy_id"])]}
 
 
 def delete_proxy(deps: Deps, proxy_id: str) -> None:

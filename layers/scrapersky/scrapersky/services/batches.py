@@ -48,19 +48,33 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
     except InvalidTarget as e:
         raise InvalidInput(str(e), [{"field": "kind", "message": str(e)}]) from e
     if not norm.accepted:
-        raise InvalidInput("no valid item in the batch",
-                           [{"item": r.item, "reason": r.reason} for r in norm.rejected[:100]]
-                           or [{"field": "items", "message": "all items were duplicates"}])
+        raise InvalidInput(
+            "no valid item in the batch",
+            [{"item": r.item, "reason": r.reason} for r in norm.rejected[:100]]
+            or [{"field": "items", "message": "all items were duplicates"}],
+        )
     now = deps.clock.now()
     total = len(norm.accepted)
     meta = {
-        "batch_id": new_batch_id(now), "tenant_id": tenant_id, "kind": req.kind, "group": req.group,
-        "status": "pending" if req.start else "queued", "options": req.options.model_dump(),
-        "total_items": total, "created_at": now, "updated_at": now, "rejected_count": len(norm.rejected),
-        "duplicate_items": norm.duplicates, "fanout_sent": False,
+        "batch_id": new_batch_id(now),
+        "tenant_id": tenant_id,
+        "kind": req.kind,
+        "group": req.group,
+        "status": "pending" if req.start else "queued",
+        "options": req.options.model_dump(),
+        "total_items": total,
+        "created_at": now,
+        "updated_at": now,
+        "rejected_count": len(norm.rejected),
+        "duplicate_items": norm.duplicates,
+        "fanout_sent": False,
     }
-    record, created = deps.store.create_batch(meta, shard_totals(total, deps.settings.counter_shards_max),
-                                              req.client_token, take_group=req.start and bool(req.group))
+    record, created = deps.store.create_batch(
+        meta,
+        shard_totals(total, deps.settings.counter_shards_max),
+        req.client_token,
+        take_group=req.start and bool(req.group),
+    )
     if created or not record.get("fanout_sent"):
         _send_chunks(deps, record, norm.accepted if created else _replayed_items(deps, req))
         if record["status"] == "queued" and record.get("auto_start") and record.get("group"):
@@ -71,10 +85,13 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
         status = (deps.store.get_meta(record["batch_id"]) or record)["status"]
     eta = now + total / deps.settings.items_per_minute_estimate * 60
     return {
-        "batch_id": record["batch_id"], "status": status, "status_url": f"/batches/{record['batch_id']}",
+        "batch_id": record["batch_id"],
+        "status": status,
+        "status_url": f"/batches/{record['batch_id']}",
         "total_items": int(record["total_items"]),
         "rejected_items": [r.model_dump() for r in norm.rejected],
-        "duplicate_items": norm.duplicates, "created_at": iso(float(record["created_at"])),
+        "duplicate_items": norm.duplicates,
+        "created_at": iso(float(record["created_at"])),
         "estimated_completion_time": iso(eta),
     }
 
@@ -85,8 +102,10 @@ def _replayed_items(deps: Deps, req: CreateBatchRequest) -> list[str]:
 
 def _send_chunks(deps: Deps, record: dict[str, Any], items: list[str]) -> None:
     bid = record["batch_id"]
-    messages = [FanoutMessage(type="chunk", batch_id=bid, tenant_id=record["tenant_id"], first_seq=first, items=chunk)
-                for first, chunk in chunk_items(items, deps.settings.chunk_items)]
+    messages = [
+        FanoutMessage(type="chunk", batch_id=bid, tenant_id=record["tenant_id"], first_seq=first, items=chunk)
+        for first, chunk in chunk_items(items, deps.settings.chunk_items)
+    ]
     deps.queue.send_fanout(messages)
     deps.store.update_status(bid, record["status"], (record["status"],), deps.clock.now(), {"fanout_sent": True})
 
@@ -116,8 +135,9 @@ def start_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
 def cancel_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
     meta = _owned_meta(deps, tenant_id, batch_id)
     now = deps.clock.now()
-    if not deps.store.update_status(batch_id, "cancelled", ("queued", "pending", "processing"), now,
-                                    {"completed_at": now}):
+    if not deps.store.update_status(
+        batch_id, "cancelled", ("queued", "pending", "processing"), now, {"completed_at": now}
+    ):
         current = deps.store.get_meta(batch_id) or meta
         raise Conflict(f"batch {batch_id} already ended ({current['status']})")
     batch_ended(deps, meta)
@@ -133,8 +153,9 @@ def get_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
     return batch_view(meta, Counts.from_shards(shards), deps.clock.now())
 
 
-def list_batches(deps: Deps, tenant_id: str, status: str | None, group: str | None, limit: int,
-                 cursor: str | None) -> dict[str, Any]:
+def list_batches(
+    deps: Deps, tenant_id: str, status: str | None, group: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
     try:
         rows, nxt = deps.store.list_batches(tenant_id, limit, cursor, status, group)
     except ValueError as e:
@@ -149,16 +170,22 @@ def item_view(rec: dict[str, Any]) -> dict[str, Any]:
         error = {"code": rec["error_code"], "message": rec.get("error_message") or rec["error_code"]}
     started, finished = rec.get("started_at"), rec.get("finished_at")
     return ItemView(
-        item=rec["item"], status=rec["status"], attempts=int(rec.get("attempts", 0)),
-        deferrals=int(rec.get("deferrals", 0)), http_status=rec.get("http_status"), error=error,
-        started_at=iso(started), finished_at=iso(finished),
+        item=rec["item"],
+        status=rec["status"],
+        attempts=int(rec.get("attempts", 0)),
+        deferrals=int(rec.get("deferrals", 0)),
+        http_status=rec.get("http_status"),
+        error=error,
+        started_at=iso(started),
+        finished_at=iso(finished),
         duration_ms=int((finished - started) * 1000) if started and finished else None,
         result=rec.get("result"),
     ).model_dump(mode="json")
 
 
-def list_items(deps: Deps, tenant_id: str, batch_id: str, status: str | None, limit: int,
-               cursor: str | None) -> dict[str, Any]:
+def list_items(
+    deps: Deps, tenant_id: str, batch_id: str, status: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
     _owned_meta(deps, tenant_id, batch_id)
     try:
         rows, nxt = deps.store.query_items(batch_id, status, limit, cursor)

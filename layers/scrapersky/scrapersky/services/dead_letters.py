@@ -28,8 +28,16 @@ def handle(deps: Deps, body: str) -> str:
             return "unknown_batch"
         rec = deps.store.get_item(batch_id, seq) or {}
         item = str(rec.get("item") or data.get("item") or "")
-        items.fail_whatever_state(deps, batch_id, seq, seq % int(meta["shards"]), item, meta["tenant_id"], CODE,
-                                  "the item could not be processed and was moved to the dead-letter queue")
+        items.fail_whatever_state(
+            deps,
+            batch_id,
+            seq,
+            seq % int(meta["shards"]),
+            item,
+            meta["tenant_id"],
+            CODE,
+            "the item could not be processed and was moved to the dead-letter queue",
+        )
         finish_if_done(deps, batch_id)
         return "item_failed"
     fan = FanoutMessage.model_validate(data)
@@ -39,8 +47,16 @@ def handle(deps: Deps, body: str) -> str:
     shards = int(meta["shards"])
     if fan.type == "chunk":
         for seq, item in enumerate(fan.items, start=fan.first_seq):
-            items.fail_whatever_state(deps, fan.batch_id, seq, seq % shards, item, fan.tenant_id, CODE,
-                                      "the item could not be stored and was moved to the dead-letter queue")
+            items.fail_whatever_state(
+                deps,
+                fan.batch_id,
+                seq,
+                seq % shards,
+                item,
+                fan.tenant_id,
+                CODE,
+                "the item could not be stored and was moved to the dead-letter queue",
+            )
     else:
         cursor = fan.cursor
         while True:
@@ -49,8 +65,16 @@ def handle(deps: Deps, body: str) -> str:
                 if fan.type == "cancel":
                     items.cancel(deps, fan.batch_id, int(r["seq"]), int(r["shard"]))
                 else:
-                    items.fail_whatever_state(deps, fan.batch_id, int(r["seq"]), int(r["shard"]), r["item"],
-                                              fan.tenant_id, CODE, "the batch could not be dispatched")
+                    items.fail_whatever_state(
+                        deps,
+                        fan.batch_id,
+                        int(r["seq"]),
+                        int(r["shard"]),
+                        r["item"],
+                        fan.tenant_id,
+                        CODE,
+                        "the batch could not be dispatched",
+                    )
             if not cursor:
                 break
     finish_if_done(deps, fan.batch_id)

@@ -12,10 +12,17 @@ PAGE = 500
 
 def _work(meta: dict, seq: int, item: str) -> WorkMessage:
     opts = meta.get("options") or {}
-    return WorkMessage(batch_id=meta["batch_id"], tenant_id=meta["tenant_id"], seq=seq,
-                       shard=seq % int(meta["shards"]), kind=meta.get("kind", "page"), item=item,
-                       max_attempts=int(opts.get("max_attempts", 3)), timeout_s=float(opts.get("timeout_s", 20.0)),
-                       max_bytes=int(opts.get("max_bytes", 2_000_000)))
+    return WorkMessage(
+        batch_id=meta["batch_id"],
+        tenant_id=meta["tenant_id"],
+        seq=seq,
+        shard=seq % int(meta["shards"]),
+        kind=meta.get("kind", "page"),
+        item=item,
+        max_attempts=int(opts.get("max_attempts", 3)),
+        timeout_s=float(opts.get("timeout_s", 20.0)),
+        max_bytes=int(opts.get("max_bytes", 2_000_000)),
+    )
 
 
 def handle(deps: Deps, msg: FanoutMessage) -> str:
@@ -23,8 +30,9 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
     if meta is None:
         return "unknown_batch"
     if msg.type == "chunk":
-        still_pending = deps.store.put_items(msg.batch_id, msg.tenant_id, int(meta["shards"]), msg.first_seq,
-                                             msg.items, deps.clock.now())
+        still_pending = deps.store.put_items(
+            msg.batch_id, msg.tenant_id, int(meta["shards"]), msg.first_seq, msg.items, deps.clock.now()
+        )
         # Read the status after writing: a start or cancel racing this chunk then always sees our records.
         meta = deps.store.get_meta(msg.batch_id) or meta
         if meta["status"] == "queued":

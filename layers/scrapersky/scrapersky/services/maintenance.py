@@ -23,12 +23,13 @@ def tcp_check(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def check_quarantined(deps: Deps, probe: Callable[[str], bool] = tcp_check,
-                      rng: random.Random | None = None) -> dict[str, Any]:
+def check_quarantined(
+    deps: Deps, probe: Callable[[str], bool] = tcp_check, rng: random.Random | None = None
+) -> dict[str, Any]:
     rng = rng or random.Random()
     now = deps.clock.now()
     restored, still = [], []
-    for p in deps.pool.list():
+    for p in deps.pool.list_all():
         if p.get("state") != "quarantined" or float(p.get("next_check_at", 0)) > now:
             continue
         if probe(p["url"]):

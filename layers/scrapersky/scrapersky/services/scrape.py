@@ -21,8 +21,10 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
     except InvalidTarget as e:
         raise InvalidInput(str(e), [{"field": "kind", "message": str(e)}]) from e
     if not norm.accepted:
-        raise InvalidInput(f"invalid item: {norm.rejected[0].reason}",
-                           [{"item": norm.rejected[0].item, "reason": norm.rejected[0].reason}])
+        raise InvalidInput(
+            f"invalid item: {norm.rejected[0].reason}",
+            [{"item": norm.rejected[0].item, "reason": norm.rejected[0].reason}],
+        )
     url = norm.accepted[0]
     host = urlsplit(url).hostname or ""
     started = deps.clock.now()
@@ -39,12 +41,14 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
             if e.retry_at >= deadline:
                 if last_error:
                     return _view(url, "failed", attempts, deferrals, started, deps.clock.now(), error=last_error)
-                raise NoProxyAvailable(f"no proxy is free for {host} within the call's budget",
-                                       retry_at=e.retry_at) from None
+                raise NoProxyAvailable(
+                    f"no proxy is free for {host} within the call's budget", retry_at=e.retry_at
+                ) from None
             sleep(max(0.05, e.retry_at - now))
             continue
-        fetched = deps.fetcher.fetch(url, lease.url, min(req.options.timeout_s, max(1.0, deadline - now)),
-                                     req.options.max_bytes)
+        fetched = deps.fetcher.fetch(
+            url, lease.url, min(req.options.timeout_s, max(1.0, deadline - now)), req.options.max_bytes
+        )
         done = deps.clock.now()
         outcome = classify(fetched, done)
         if outcome.kind is OutcomeKind.RATE_LIMITED:
@@ -62,16 +66,29 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
         if outcome.kind is OutcomeKind.TRANSIENT and attempts < req.options.max_attempts and done < deadline:
             avoid = lease.proxy_id
             continue
-        return _view(url, "failed", attempts, deferrals, started, done, outcome.http_status, outcome.result,
-                     last_error)
+        return _view(url, "failed", attempts, deferrals, started, done, outcome.http_status, outcome.result, last_error)
 
 
-def _view(url: str, status: str, attempts: int, deferrals: int, started: float, finished: float,
-          http_status: int | None = None, result: dict[str, Any] | None = None,
-          error: tuple[str, str] | None = None) -> dict[str, Any]:
+def _view(
+    url: str,
+    status: str,
+    attempts: int,
+    deferrals: int,
+    started: float,
+    finished: float,
+    http_status: int | None = None,
+    result: dict[str, Any] | None = None,
+    error: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     return {
-        "item": url, "status": status, "attempts": attempts, "deferrals": deferrals, "http_status": http_status,
+        "item": url,
+        "status": status,
+        "attempts": attempts,
+        "deferrals": deferrals,
+        "http_status": http_status,
         "error": {"code": error[0], "message": error[1]} if error and status == "failed" else None,
-        "started_at": iso(started), "finished_at": iso(finished), "duration_ms": int((finished - started) * 1000),
+        "started_at": iso(started),
+        "finished_at": iso(finished),
+        "duration_ms": int((finished - started) * 1000),
         "result": result,
     }

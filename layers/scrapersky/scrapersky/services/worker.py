@@ -87,24 +87,55 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     if outcome.kind is OutcomeKind.RATE_LIMITED:
         cooldown = outcome.retry_after_s or RATE_LIMIT_FALLBACK_S
         deps.pool.release(lease, host, done_at, "rate_limited", cooldown, False)
-        items.back_to_pending(deps, msg.batch_id, msg.seq, msg.shard, owner, attempt_spent=False,
-                              proxy_id=lease.proxy_id, code=outcome.code, message=outcome.message)
+        items.back_to_pending(
+            deps,
+            msg.batch_id,
+            msg.seq,
+            msg.shard,
+            owner,
+            attempt_spent=False,
+            proxy_id=lease.proxy_id,
+            code=outcome.code,
+            message=outcome.message,
+        )
         metrics["rate_limited"] = 1
         # Soon: the next delivery leases another proxy whose slot is open, or learns exactly when one opens.
         return Result("rate_limited", retry_in_s=rng.uniform(0.5, 1.5), metrics=metrics)
 
-    deps.pool.release(lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None,
-                      outcome.proxy_fault)
+    deps.pool.release(
+        lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None, outcome.proxy_fault
+    )
     if outcome.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < msg.max_attempts:
-        items.back_to_pending(deps, msg.batch_id, msg.seq, msg.shard, owner, attempt_spent=True,
-                              proxy_id=lease.proxy_id, code=outcome.code, message=outcome.message)
+        items.back_to_pending(
+            deps,
+            msg.batch_id,
+            msg.seq,
+            msg.shard,
+            owner,
+            attempt_spent=True,
+            proxy_id=lease.proxy_id,
+            code=outcome.code,
+            message=outcome.message,
+        )
         metrics["retried"] = 1
-        return Result("retry", retry_in_s=min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng)),
-                      metrics=metrics)
+        return Result(
+            "retry", retry_in_s=min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng)), metrics=metrics
+        )
     succeeded = outcome.kind is OutcomeKind.SUCCESS
-    won = items.finish(deps, msg.batch_id, msg.seq, msg.shard, owner, "in_progress", succeeded=succeeded,
-                       item=msg.item, code=outcome.code, message=outcome.message, http_status=outcome.http_status,
-                       result=outcome.result)
+    won = items.finish(
+        deps,
+        msg.batch_id,
+        msg.seq,
+        msg.shard,
+        owner,
+        "in_progress",
+        succeeded=succeeded,
+        item=msg.item,
+        code=outcome.code,
+        message=outcome.message,
+        http_status=outcome.http_status,
+        result=outcome.result,
+    )
     if won:
         finish_if_done(deps, msg.batch_id)
         metrics["succeeded" if succeeded else "failed"] = 1
@@ -125,8 +156,9 @@ def _prefer_other_proxy(deps: Deps, lease: Lease, host: str, owner: str) -> Leas
     return other
 
 
-def handle_record(deps: Deps, msg: WorkMessage, receipt_handle: str, receive_count: int,
-                  cache: InvocationCache) -> Result:
+def handle_record(
+    deps: Deps, msg: WorkMessage, receipt_handle: str, receive_count: int, cache: InvocationCache
+) -> Result:
     """Processes one SQS record; a message that must wait goes back with a precise visibility timeout.
 
     Rate-limit waits must never push a healthy item into the DLQ: close to maxReceiveCount the message is

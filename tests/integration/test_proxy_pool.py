@@ -1,0 +1,87 @@
+"""Leases, fencing, cooldowns and health of the DynamoDB proxy pool."""
+
+from __future__ import annotations
+
+import pytest
+from scrapersky.errors import NoProxyAvailable
+from scrapersky.services import maintenance
+
+NOW = 1_900_000_000.0
+
+
+@pytest.fixture
+def one_proxy(harness):
+    pool = harness.deps.pool
+    pool.add("p_a", "http://u:p@127.0.0.1:9", "http://u***@127.0.0.1:9", {}, NOW)
+    return pool
+
+
+def test_a_leased_proxy_cannot_be_leased_again_until_released(one_proxy):
+    lease = one_proxy.lease("example.com", "w1", NOW, 30)
+    with pytest.raises(NoProxyAvailable):
+        one_proxy.lease("example.com", "w2", NOW + 1, 30)
+    one_proxy.release(lease, "example.com", NOW + 2, "success", None, False)
+    again = one_proxy.lease("example.com", "w2", NOW + 3, 30)
+    assert again.fence == lease.fence + 1
+
+
+def test_a_crashed_workers_lease_lapses_and_its_late_release_changes_nothing(one_proxy):
+    stale = one_proxy.lease("example.com", "crashed", NOW, 30)
+    fresh = one_proxy.lease("example.com", "w2", NOW + 31, 30)  # expired: taken over
+    one_proxy.release(stale, "example.com", NOW + 32, "success", None, False)  # fenced off: no effect
+    with pytest.raises(NoProxyAvailable):
+        one_proxy.lease("example.com", "w3", NOW + 33, 30)
+    one_proxy.release(fresh, "example.com", NOW + 34, "success", None, False)
+    assert one_proxy.lease("example.com", "w3", NOW + 35, 30).fence == fresh.fence + 1
+
+
+def test_a_429_cools_the_proxy_for_that_host_only(one_proxy):
+    lease = one_proxy.lease("slow.example", "w1", NOW, 30)
+    one_proxy.release(lease, "slow.example", NOW + 1, "rate_limited", 20.0, False)
+    with pytest.raises(NoProxyAvailable) as waited:
+        one_proxy.lease("slow.example", "w2", NOW + 2, 30)
+    assert waited.value.retry_at == pytest.approx(NOW + 21)
+    other = one_proxy.lease("fast.example", "w2", NOW + 2, 30)
+    one_proxy.release(other, "fast.example", NOW + 3, "success", None, False)
+    assert one_proxy.lease("slow.example", "w3", NOW + 22, 30)
+
+
+def test_proxy_errors_quarantine_the_proxy_and_the_health_check_brings_it_back(harness, one_proxy):
+    for i in range(3):
+        lease = one_proxy.lease("example.com", f"w{i}", NOW + i, 30)
+        one_proxy.release(lease, "example.com", NOW + i, "failed", None, True)
+    [rec] = one_proxy.list_all()
+    assert rec["state"] == "quarantined"
+    with pytest.raises(NoProxyAvailable):
+        one_proxy.lease("example.com", "w9", NOW + 10, 30)
+    report = maintenance.check_quarantined(harness.deps, probe=lambda url: False)
+    assert report["still_quarantined"] == ["p_a"]
+    [rec] = one_proxy.list_all()
+    assert rec["checks"] == 1 and rec["next_check_at"] > harness.deps.clock.now() - 1
+    one_proxy.set_state("p_a", "quarantined", NOW, {"next_check_at": 0})
+    report = maintenance.check_quarantined(harness.deps, probe=lambda url: True)
+    assert report["restored"] == ["p_a"]
+    assert one_proxy.lease("example.com", "w10", NOW + 20, 30)
+
+
+def test_concurrent_workers_never_share_a_proxy(harness):
+    import threading
+
+    pool = harness.deps.pool
+    for i in range(5):
+        pool.add(f"p_{i}", f"http://127.0.0.1:{9000 + i}", "x", {}, NOW)
+    got, errors = [], []
+
+    def take(n: int) -> None:
+        try:
+            got.append(pool.lease("example.com", f"w{n}", NOW, 30).proxy_id)
+        except NoProxyAvailable:
+            errors.append(n)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == len(set(got)) == 5
+    assert len(errors) == 3

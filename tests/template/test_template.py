@@ -1,0 +1,135 @@
+"""What must never regress in template.yaml, and `sam validate --lint` / `sam build` themselves."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.cfn_yaml import load_template
+from tests.conftest import ROOT
+
+T = load_template((ROOT / "template.yaml").read_text())
+R = T["Resources"]
+GLOBAL_TIMEOUT = T["Globals"]["Function"]["Timeout"]
+FUNCTIONS = {k: v for k, v in R.items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def sqs_events():
+    for name, fn in FUNCTIONS.items():
+        for ev_name, ev in (fn["Properties"].get("Events") or {}).items():
+            if ev["Type"] == "SQS":
+                yield name, ev_name, ev["Properties"]
+
+
+def queue_of(ref):
+    return ref["Fn::GetAtt"][0]
+
+
+def test_every_sqs_consumer_reports_partial_batch_failures():
+    events = list(sqs_events())
+    assert len(events) == 4
+    for _fn, _ev, props in events:
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_queue_visibility_is_at_least_six_times_the_consumer_timeout():
+    for fn, _ev, props in sqs_events():
+        timeout = FUNCTIONS[fn]["Properties"].get("Timeout", GLOBAL_TIMEOUT)
+        visibility = R[queue_of(props["Queue"])]["Properties"]["VisibilityTimeout"]
+        assert visibility >= 6 * timeout, (fn, visibility, timeout)
+
+
+def test_work_queues_have_dlqs_that_are_consumed():
+    consumed = {queue_of(p["Queue"]) for _f, _e, p in sqs_events()}
+    for q in ("FanoutQueue", "WorkQueue"):
+        dlq = R[q]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert dlq in consumed, f"{dlq} is not consumed: poison messages would hang their batch"
+
+
+def test_worker_scaling_is_a_parameter_and_deferrals_cannot_exhaust_the_dlq_budget():
+    work = next(p for f, _e, p in sqs_events() if f == "WorkerFunction")
+    assert work["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
+    assert R["WorkQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "WorkMaxReceiveCount"}
+    env = T["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["WORK_MAX_RECEIVE_COUNT"] == {"Ref": "WorkMaxReceiveCount"}  # the worker re-sends before it
+
+
+def test_api_methods_are_explicit_and_only_health_and_docs_are_public():
+    public = set()
+    for fn in FUNCTIONS.values():
+        for ev in (fn["Properties"].get("Events") or {}).values():
+            if ev["Type"] == "Api":
+                assert ev["Properties"]["Method"] != "ANY"
+                if (ev["Properties"].get("Auth") or {}).get("Authorizer") == "NONE":
+                    public.add(ev["Properties"]["Path"])
+    assert public == {"/health", "/openapi.json"}
+    assert R["Api"]["Properties"]["Auth"]["DefaultAuthorizer"] == "KeyAuthorizer"
+
+
+def tables_of(fn):
+    out = {}
+    for pol in FUNCTIONS[fn]["Properties"].get("Policies", []):
+        for kind, args in pol.items():
+            if kind.startswith("DynamoDB"):
+                out.setdefault(args["TableName"]["Ref"], set()).add(kind)
+    return out
+
+
+def test_create_consume_and_status_have_their_own_least_privilege_policies():
+    assert tables_of("StatusFunction") == {"BatchesTable": {"DynamoDBReadPolicy"}}
+    assert tables_of("BatchesFunction") == {"BatchesTable": {"DynamoDBCrudPolicy"}}
+    assert set(tables_of("WorkerFunction")) == {"BatchesTable", "ProxiesTable"}
+    assert tables_of("AuthorizerFunction") == {"TenantsTable": {"DynamoDBReadPolicy"}}
+    assert "TenantsTable" not in tables_of("WorkerFunction")
+
+
+def test_layer_is_built_by_sam_and_functions_list_no_local_package():
+    layer = R["SharedLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").exists()
+    for fn in FUNCTIONS.values():
+        req = ROOT / fn["Properties"]["CodeUri"] / "requirements.txt"
+        assert not req.exists() or "scrapersky" not in req.read_text()
+
+
+def test_alarms_notify_the_topic_and_the_dashboard_exists():
+    alarms = {k: v for k, v in R.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"WorkDlqNotEmptyAlarm", "WorkOldestMessageAlarm", "WorkerErrorsAlarm"} <= set(alarms)
+    for a in alarms.values():
+        assert a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert R["Dashboard"]["Type"] == "AWS::CloudWatch::Dashboard"
+
+
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+
+
+def sam_env() -> dict[str, str]:
+    pyenv = Path(os.popen("pyenv root 2>/dev/null").read().strip() or "/nonexistent") / "versions/3.12.1/bin/python3.12"
+    py312 = os.environ.get("PY312") or (str(pyenv) if pyenv.exists() else shutil.which("python3.12") or "python3.12")
+    return {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{Path(py312).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.skipif(not SAM.exists(), reason="run through `make test`, which installs the SAM CLI")
+def test_sam_validate_lint_is_clean():
+    out = subprocess.run([str(SAM), "validate", "--lint"], cwd=ROOT, env=sam_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "is a valid SAM Template" in out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not SAM.exists(), reason="run through `make test`, which installs the SAM CLI")
+def test_sam_build_succeeds(tmp_path):
+    out = subprocess.run(
+        [str(SAM), "build", "--build-dir", str(tmp_path / "build")],
+        cwd=ROOT,
+        env=sam_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "build" / "SharedLayer" / "python" / "scrapersky" / "entrypoints.py").exists()
+    assert sys.version_info >= (3, 11)
