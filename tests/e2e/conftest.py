@@ -52,8 +52,9 @@ def proxies(admin) -> Iterator[list[str]]:
 
 @pytest.fixture(scope="session")
 def sqs(stack):
-    return boto3.client("sqs", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="test",
-                        aws_secret_access_key="test")
+    return boto3.client(
+        "sqs", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+    )
 
 
 def adds_up(st: dict) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -21,8 +22,18 @@ def test_health_needs_no_key_and_openapi_is_served(stack):
 
 def test_mixed_batch_ends_partial_with_exact_counts(client, proxies, site):
     base = site.base_url
-    created = client.submit([f"{base}/page/1", f"{base}/page/2", f"{base}/page/3", f"{base}/redirect/4",
-                             f"{base}/missing/1", f"{base}/missing/2", "mailto:someone@example.com", f"{base}/page/2"])
+    created = client.submit(
+        [
+            f"{base}/page/1",
+            f"{base}/page/2",
+            f"{base}/page/3",
+            f"{base}/redirect/4",
+            f"{base}/missing/1",
+            f"{base}/missing/2",
+            "mailto:someone@example.com",
+            f"{base}/page/2",
+        ]
+    )
     assert created["total_items"] == 6
     assert created["duplicate_items"] == 1
     assert len(created["rejected_items"]) == 1
@@ -53,10 +64,20 @@ def test_a_message_delivered_twice_is_counted_once(client, proxies, site, stack,
     created = client.submit([f"{site.base_url}/page/50"])
     first = client.wait(created["batch_id"], timeout=120, interval=0.3)
     assert first["succeeded"] == 1
-    body = (
-        '{"batch_id": "%s", "tenant_id": "t_local", "seq": 0, "shard": 0, "kind": "page", "item": "%s/page/50",'
-        ' "max_attempts": 3, "timeout_s": 20.0, "max_bytes": 2000000, "deferrals": 0}'
-    ) % (created["batch_id"], site.base_url)
+    body = json.dumps(
+        {
+            "batch_id": created["batch_id"],
+            "tenant_id": "t_local",
+            "seq": 0,
+            "shard": 0,
+            "kind": "page",
+            "item": f"{site.base_url}/page/50",
+            "max_attempts": 3,
+            "timeout_s": 20.0,
+            "max_bytes": 2_000_000,
+            "deferrals": 0,
+        }
+    )
     queue = stack.outputs["WorkQueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody=body)
     deadline = time.time() + 30
@@ -79,8 +100,12 @@ def test_auth_and_tenant_isolation(stack, client, admin):
     assert denied.value.status == 403
     other = Client(stack.api_url, admin.create_tenant("other-co")["api_key"])
     mine = client.submit(["https://example.com/"], start=False)
-    for call in (lambda: other.status(mine["batch_id"]), lambda: list(other.items(mine["batch_id"])),
-                 lambda: other.cancel(mine["batch_id"]), lambda: other.status("b_00000000000000000000")):
+    for call in (
+        lambda: other.status(mine["batch_id"]),
+        lambda: list(other.items(mine["batch_id"])),
+        lambda: other.cancel(mine["batch_id"]),
+        lambda: other.status("b_00000000000000000000"),
+    ):
         with pytest.raises(ApiError) as nf:
             call()
         assert nf.value.status == 404
@@ -124,8 +149,13 @@ def test_bad_input_gets_a_4xx_and_creates_nothing(stack, client):
     before = client.batches(limit=100)["batches"]
     url = f"{stack.api_url}/batches"
     headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
-    for body in ("{oops", '{"items": []}', '{"items": ["ftp://x"]}', '{"items": ["a.com"], "kind": "tv"}',
-                 '{"items": "https://a.com"}'):
+    for body in (
+        "{oops",
+        '{"items": []}',
+        '{"items": ["ftp://x"]}',
+        '{"items": ["a.com"], "kind": "tv"}',
+        '{"items": "https://a.com"}',
+    ):
         r = requests.post(url, data=body, headers=headers, timeout=30)
         assert r.status_code in (400, 422), (body, r.status_code, r.text)
         assert r.json()["message"]
