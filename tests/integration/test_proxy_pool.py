@@ -64,24 +64,21 @@ def test_proxy_errors_quarantine_the_proxy_and_the_health_check_brings_it_back(h
     assert one_proxy.lease("example.com", "w10", NOW + 20, 30)
 
 
-def test_concurrent_workers_never_share_a_proxy(harness):
-    import threading
+def test_a_lease_books_the_hosts_next_slot_at_the_learnt_pace(one_proxy):
+    first = one_proxy.lease("paced.example", "w1", NOW, 30)
+    one_proxy.release(first, "paced.example", NOW + 0.1, "success", None, False)
+    with pytest.raises(NoProxyAvailable) as early:
+        one_proxy.lease("paced.example", "w2", NOW + 0.2, 30)
+    assert early.value.retry_at == pytest.approx(NOW + 1.0)  # default 1 req/s
+    second = one_proxy.lease("paced.example", "w2", NOW + 0.2, 30, max_wait_s=1.0)
+    assert second.start_at == pytest.approx(NOW + 1.0)  # booked the slot, waits for it
+    one_proxy.release(second, "paced.example", NOW + 1.1, "success", None, False)
+    third = one_proxy.lease("paced.example", "w3", NOW + 1.2, 30, max_wait_s=1.0)
+    assert third.start_at == pytest.approx(NOW + 1.0 + 1 / 1.5)  # faster after successes
 
-    pool = harness.deps.pool
-    for i in range(5):
-        pool.add(f"p_{i}", f"http://127.0.0.1:{9000 + i}", "x", {}, NOW)
-    got, errors = [], []
 
-    def take(n: int) -> None:
-        try:
-            got.append(pool.lease("example.com", f"w{n}", NOW, 30).proxy_id)
-        except NoProxyAvailable:
-            errors.append(n)
-
-    threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(got) == len(set(got)) == 5
-    assert len(errors) == 3
+def test_waiting_items_get_spread_tickets_in_line(one_proxy):
+    tickets = [one_proxy.take_ticket("busy.example", NOW, NOW + 5) for _ in range(4)]
+    assert tickets[0] == NOW + 5
+    assert tickets == sorted(tickets) and len(set(tickets)) == 4
+    assert tickets[1] - tickets[0] == pytest.approx(1.0)  # one proxy at 1 req/s

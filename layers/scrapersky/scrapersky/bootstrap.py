@@ -13,6 +13,7 @@ from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.adapters.http_fetcher import RequestsFetcher
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
+from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.domain.targets import TargetPolicy
 from scrapersky.ports import SystemClock
 from scrapersky.services.context import Deps
@@ -37,6 +38,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
             ddb,
             quarantine_after=settings.quarantine_after,
             no_proxy_retry_s=settings.no_proxy_retry_s,
+            pacing=PacingPolicy(default_rate=settings.default_host_rate),
         ),
         tenants=DynamoTenantStore(settings.tenants_table, ddb),
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
+from scrapersky.domain.pacing import HostPace
 from scrapersky.models import FanoutMessage, WorkMessage
 
 
@@ -122,10 +124,16 @@ class BatchStore(abc.ABC):
 
 @dataclass(frozen=True)
 class Lease:
+    """A proxy held by one worker for one request to `host`, which may start at `start_at` (pacing)."""
+
     proxy_id: str
     url: str
     fence: int
     owner: str
+    host: str = ""
+    start_at: float = 0.0
+    pace: HostPace | None = None
+    last_success_at: float | None = None
 
 
 class ProxyPool(abc.ABC):
@@ -141,14 +149,23 @@ class ProxyPool(abc.ABC):
     def list_all(self) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
-    def lease(self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None) -> Lease:
-        """Leases a proxy whose slot for this host is open. Raises NoProxyAvailable(retry_at)."""
+    def lease(
+        self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None, max_wait_s: float = 0.0
+    ) -> Lease:
+        """Leases a proxy whose pacing slot for this host opens by now + max_wait_s, in one conditional
+        write that also books the next slot. Raises NoProxyAvailable(retry_at) when none can."""
 
     @abc.abstractmethod
     def release(
-        self, lease: Lease, host: str, now: float, outcome: str, cooldown_s: float | None, proxy_fault: bool
+        self, lease: Lease, host: str, now: float, outcome: str, retry_after_s: float | None, proxy_fault: bool
     ) -> None:
-        """Returns the lease (conditional on owner and fence) and records what the fetch did."""
+        """Returns the lease (conditional on owner and fence), records what the fetch did and learns the
+        host's pace from it (success: a little faster; rate_limited: much slower, Retry-After honoured)."""
+
+    @abc.abstractmethod
+    def take_ticket(self, host: str, now: float, earliest: float) -> float:
+        """A place in the host's waiting line: when a deferred item should come back, spread at the pool's
+        learnt rate for the host so waiting items return one by one instead of all at once."""
 
     @abc.abstractmethod
     def set_state(self, proxy_id: str, state: str, now: float, extra: dict[str, Any] | None = None) -> None: ...
@@ -180,14 +197,23 @@ class Fetcher(abc.ABC):
     def fetch(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> FetchResponse | FetchFailure:
         """Fetches through the proxy, following redirects hop by hop through the SSRF guard."""
 
+    @abc.abstractmethod
+    def probe(self, proxy_url: str) -> bool:
+        """A cheap check that the proxy answers at all (verify before use)."""
+
 
 class Clock(abc.ABC):
     @abc.abstractmethod
     def now(self) -> float: ...
 
+    @abc.abstractmethod
+    def sleep(self, seconds: float) -> None: ...
+
 
 class SystemClock(Clock):
     def now(self) -> float:
-        import time
-
         return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)

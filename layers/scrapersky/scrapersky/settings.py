@@ -24,6 +24,9 @@ class Settings(BaseModel):
     counter_shards_max: int = 16
     scrape_budget_s: float = 20.0
     quarantine_after: int = 3
+    pacing_max_wait_s: float = 1.0  # a worker waits in-process for a pacing slot opening this soon
+    default_host_rate: float = 1.0  # requests/s per proxy for a host we know nothing about yet
+    verify_after_s: float = 900.0  # probe a proxy before use when its last success is older than this
     no_proxy_retry_s: float = 30.0  # how soon to look again when the pool has no usable proxy at all
     items_per_minute_estimate: float = 120.0
 

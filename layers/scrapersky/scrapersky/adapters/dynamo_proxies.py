@@ -1,9 +1,12 @@
 """ProxyPool on DynamoDB: one record per proxy (never one hot pool item), leased by conditional writes.
 
-A lease sets lease_owner/lease_until and bumps a fencing counter in one conditional UpdateItem; release is
-conditional on owner and fence, so a crashed worker's lease simply lapses and a late release cannot undo a
-newer lease. Per-host cooldowns live in the `cooldowns` map ({host: epoch seconds}); the lease condition
-checks the host's slot in the same write.
+A lease sets lease_owner/lease_until, bumps a fencing counter and books the proxy's next pacing slot for
+the host, all in one conditional UpdateItem; release is conditional on owner and fence, so a crashed
+worker's lease simply lapses and a late release cannot undo a newer lease. Since only the lease holder
+writes a proxy's pace, the learnt rates need no further locking.
+
+Per host h a proxy record carries `n#h` (earliest start of the next request), `r#h` (learnt rate, req/s)
+and `c#h` (ceiling: just below a rate the host refused). Records `host#<h>` hold the host's waiting line.
 """
 
 from __future__ import annotations
@@ -14,12 +17,28 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from scrapersky.adapters.ddb import de_item, is_condition_failure, raise_if_retryable, ser, ser_item, values
+from scrapersky.domain.pacing import HostPace, PacingPolicy
 from scrapersky.errors import LeaseConflict, NoProxyAvailable
 from scrapersky.ports import Lease, ProxyPool
 
 SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
+BEST_FEW = 3
 BUSY_RETRY_S = 1.0
+PROXY_PREFIX = "p_"
+TICKET_PREFIX = "host#"
+
+
+def next_key(host: str) -> str:
+    return f"n#{host}"
+
+
+def rate_key(host: str) -> str:
+    return f"r#{host}"
+
+
+def ceiling_key(host: str) -> str:
+    return f"c#{host}"
 
 
 class DynamoProxyPool(ProxyPool):
@@ -30,16 +49,19 @@ class DynamoProxyPool(ProxyPool):
         quarantine_after: int = 3,
         rng: random.Random | None = None,
         no_proxy_retry_s: float = 30.0,
+        pacing: PacingPolicy | None = None,
     ) -> None:
-        self.no_proxy_retry_s = no_proxy_retry_s
         self.table = table_name
         self.ddb = client
         self.quarantine_after = quarantine_after
+        self.no_proxy_retry_s = no_proxy_retry_s
+        self.pacing = pacing or PacingPolicy()
         self.rng = rng or random.Random()
         self._snapshot: list[dict[str, Any]] = []
         self._snapshot_at = -1e18
-        self.conflicts = 0
+        self.stats = {"leases": 0, "conflicts": 0, "calls": 0}
 
+    # ---- records -----------------------------------------------------------------------------------------
     def add(self, proxy_id: str, url: str, endpoint: str, labels: dict[str, str], now: float) -> None:
         self.ddb.put_item(
             TableName=self.table,
@@ -52,7 +74,6 @@ class DynamoProxyPool(ProxyPool):
                     "state": "available",
                     "lease_until": 0,
                     "fence": 0,
-                    "cooldowns": {},
                     "succeeded": 0,
                     "failed": 0,
                     "rate_limited": 0,
@@ -77,8 +98,14 @@ class DynamoProxyPool(ProxyPool):
 
     def list_all(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "FilterExpression": "begins_with(proxy_id, :p)",
+            "ExpressionAttributeValues": values(p=PROXY_PREFIX),
+        }
         while True:
+            self.stats["calls"] += 1
             page = self.ddb.scan(**kwargs)
             out.extend(de_item(i) or {} for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
@@ -91,95 +118,143 @@ class DynamoProxyPool(ProxyPool):
             self._snapshot_at = now
         return self._snapshot
 
-    @staticmethod
-    def _free_at(p: dict[str, Any], host: str) -> float:
-        return max(float(p.get("lease_until", 0)), float((p.get("cooldowns") or {}).get(host, 0)))
+    def pace_of(self, p: dict[str, Any], host: str) -> HostPace:
+        return HostPace(
+            rate=float(p.get(rate_key(host), self.pacing.default_rate)),
+            ceiling=None if p.get(ceiling_key(host)) is None else float(p[ceiling_key(host)]),
+        )
 
     @staticmethod
-    def _expected_free_at(p: dict[str, Any], host: str, now: float) -> float:
-        """When this proxy can probably take the host: its cooldown is exact; a lease usually ends long
-        before its expiry (which only guards against crashed workers), so a busy proxy is worth a look soon."""
-        cooldown = float((p.get("cooldowns") or {}).get(host, 0))
-        busy = float(p.get("lease_until", 0)) > now
-        return max(cooldown, now + BUSY_RETRY_S) if busy else cooldown
+    def _open_at(p: dict[str, Any], host: str, now: float) -> float:
+        return max(now, float(p.get(next_key(host), 0)))
 
-    def lease(self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None) -> Lease:
+    # ---- leasing -----------------------------------------------------------------------------------------
+    def lease(
+        self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None, max_wait_s: float = 0.0
+    ) -> Lease:
         for refresh in (False, True):
-            usable = [p for p in self._proxies(now, refresh) if p.get("state") == "available"]
-            if not usable:
+            free = [
+                p
+                for p in self._proxies(now, refresh)
+                if p.get("state") == "available" and float(p.get("lease_until", 0)) < now
+            ]
+            ready = [p for p in free if self._open_at(p, host, now) <= now + max_wait_s]
+            if not ready:
                 continue
-            open_now = [p for p in usable if self._free_at(p, host) <= now]
-            self.rng.shuffle(open_now)
-            open_now.sort(key=lambda p: p.get("proxy_id") == avoid)  # another proxy first, if there is one
-            for p in open_now[:MAX_CLAIM_TRIES]:
+            # Random among the best few: workers spread over proxies instead of all fighting for the first.
+            ready.sort(key=lambda p: (p.get("proxy_id") == avoid, self._open_at(p, host, now)))
+            best = ready[: max(BEST_FEW, 1)]
+            self.rng.shuffle(best)
+            for p in (best + ready[BEST_FEW:])[:MAX_CLAIM_TRIES]:
                 try:
-                    return self._claim(p["proxy_id"], host, owner, now, lease_s)
+                    return self._claim(p, host, owner, now, lease_s)
                 except LeaseConflict:
-                    self.conflicts += 1
-                    continue
+                    self.stats["conflicts"] += 1
         usable = [p for p in self._snapshot if p.get("state") == "available"]
-        retry_at = min((self._expected_free_at(p, host, now) for p in usable), default=now + self.no_proxy_retry_s)
-        raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.5))
+        if not usable:
+            raise NoProxyAvailable(f"no usable proxy for {host}", retry_at=now + self.no_proxy_retry_s)
+        retry_at = min(
+            max(self._open_at(p, host, now), now + BUSY_RETRY_S if float(p.get("lease_until", 0)) >= now else now)
+            for p in usable
+        )
+        raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.2))
 
-    def _claim(self, proxy_id: str, host: str, owner: str, now: float, lease_s: float) -> Lease:
+    def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float) -> Lease:
+        pace = self.pace_of(p, host)
+        start = self._open_at(p, host, now)
+        self.stats["calls"] += 1
         try:
             got = self.ddb.update_item(
                 TableName=self.table,
-                Key={"proxy_id": ser(proxy_id)},
-                UpdateExpression="SET lease_owner = :o, lease_until = :u ADD fence :one",
+                Key={"proxy_id": ser(p["proxy_id"])},
+                UpdateExpression="SET lease_owner = :o, lease_until = :u, #n = :next ADD fence :one",
                 ConditionExpression=(
                     "attribute_exists(proxy_id) AND #st = :avail AND lease_until < :now"
-                    " AND (attribute_not_exists(cooldowns.#h) OR cooldowns.#h <= :now)"
+                    " AND (attribute_not_exists(#n) OR #n <= :start)"
                 ),
-                ExpressionAttributeNames={"#st": "state", "#h": host},
-                ExpressionAttributeValues=values(o=owner, u=now + lease_s, one=1, avail="available", now=now),
+                ExpressionAttributeNames={"#st": "state", "#n": next_key(host)},
+                ExpressionAttributeValues=values(
+                    o=owner,
+                    u=start + lease_s,
+                    one=1,
+                    avail="available",
+                    now=now,
+                    start=start,
+                    next=start + self.pacing.interval(pace.rate),
+                ),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as e:
             if is_condition_failure(e):
-                raise LeaseConflict(proxy_id) from e
+                raise LeaseConflict(p["proxy_id"]) from e
             raise_if_retryable(e)
             raise
         rec = de_item(got["Attributes"]) or {}
-        # keep the snapshot honest so the next pick in this container skips a proxy we hold
+        self._remember(rec)
+        self.stats["leases"] += 1
+        return Lease(
+            proxy_id=rec["proxy_id"],
+            url=rec["url"],
+            fence=int(rec["fence"]),
+            owner=owner,
+            host=host,
+            start_at=start,
+            pace=self.pace_of(rec, host),
+            last_success_at=rec.get("last_success_at"),
+        )
+
+    def _remember(self, rec: dict[str, Any]) -> None:
+        """Keep this container's snapshot honest about what it changed itself."""
         for p in self._snapshot:
-            if p.get("proxy_id") == proxy_id:
+            if p.get("proxy_id") == rec.get("proxy_id"):
+                p.clear()
                 p.update(rec)
-        return Lease(proxy_id=proxy_id, url=rec["url"], fence=int(rec["fence"]), owner=owner)
 
     def release(
-        self, lease: Lease, host: str, now: float, outcome: str, cooldown_s: float | None, proxy_fault: bool
+        self, lease: Lease, host: str, now: float, outcome: str, retry_after_s: float | None, proxy_fault: bool
     ) -> None:
         counter = {"success": "succeeded", "rate_limited": "rate_limited", "unused": None}.get(outcome, "failed")
-        sets = ["lease_until = :zero"]
-        vals: dict[str, Any] = {"zero": 0, "now": now, "one": 1}
         names: dict[str, str] = {}
+        vals: dict[str, Any] = {"zero": 0, "me": lease.owner, "f": lease.fence}
+        sets = ["lease_until = :zero"]
         adds = []
         if counter:
             names["#c"] = counter
+            vals.update(one=1, now=now)
             adds.append("#c :one")
             sets.append("last_used_at = :now")
-        if cooldown_s:
-            names["#h"] = host
-            sets.append("cooldowns.#h = :cool")
-            vals["cool"] = now + cooldown_s
-        if proxy_fault:
-            adds.append("consecutive_errors :one")
-        elif outcome == "success":
+        pace = lease.pace or HostPace(self.pacing.default_rate)
+        if outcome == "success":
+            new = pace.after_success(self.pacing)
             sets.append("consecutive_errors = :zero")
             sets.append("last_success_at = :now")
+        elif outcome == "rate_limited":
+            new = pace.after_rate_limit(self.pacing)
+            names["#n"] = next_key(host)
+            vals["next"] = new.next_allowed(self.pacing, now, retry_after_s)
+            sets.append("#n = :next")
+        else:
+            new = pace
+        if outcome in ("success", "rate_limited"):
+            names["#r"] = rate_key(host)
+            vals["rate"] = new.rate
+            sets.append("#r = :rate")
+            if new.ceiling is not None:
+                names["#cl"] = ceiling_key(host)
+                vals["ceil"] = new.ceiling
+                sets.append("#cl = :ceil")
+        if proxy_fault:
+            vals.setdefault("one", 1)
+            adds.append("consecutive_errors :one")
         update = "SET " + ", ".join(sets) + " REMOVE lease_owner" + (" ADD " + ", ".join(adds) if adds else "")
-        if "now" not in update:
-            vals.pop("now")
-        if "one" not in update:
-            vals.pop("one")
+        self.stats["calls"] += 1
         try:
             got = self.ddb.update_item(
                 TableName=self.table,
                 Key={"proxy_id": ser(lease.proxy_id)},
                 UpdateExpression=update,
                 ConditionExpression="lease_owner = :me AND fence = :f",
-                ExpressionAttributeValues=values(**vals, me=lease.owner, f=lease.fence),
+                ExpressionAttributeValues=values(**vals),
                 ReturnValues="ALL_NEW",
                 **({"ExpressionAttributeNames": names} if names else {}),
             )
@@ -188,11 +263,39 @@ class DynamoProxyPool(ProxyPool):
                 return  # our lease lapsed and someone else holds the proxy: leave their lease alone
             raise
         rec = de_item(got["Attributes"]) or {}
-        for p in self._snapshot:
-            if p.get("proxy_id") == lease.proxy_id:
-                p.update(rec)
+        self._remember(rec)
         if proxy_fault and int(rec.get("consecutive_errors", 0)) >= self.quarantine_after:
             self.set_state(lease.proxy_id, "quarantined", now, {"quarantined_at": now, "checks": 0})
+
+    # ---- the host's waiting line ---------------------------------------------------------------------------
+    def take_ticket(self, host: str, now: float, earliest: float) -> float:
+        usable = [p for p in self._proxies(now) if p.get("state") == "available"]
+        capacity = sum(self.pace_of(p, host).rate for p in usable) or self.pacing.default_rate
+        gap = 1.0 / capacity
+        start = max(now, earliest)
+        key = {"proxy_id": ser(f"{TICKET_PREFIX}{host}")}
+        self.stats["calls"] += 1
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET t = :s",
+                ConditionExpression="attribute_not_exists(t) OR t < :s",
+                ExpressionAttributeValues=values(s=start),
+            )
+            return start
+        except ClientError as e:
+            if not is_condition_failure(e):
+                raise
+        self.stats["calls"] += 1
+        got = self.ddb.update_item(
+            TableName=self.table,
+            Key=key,
+            UpdateExpression="ADD t :g",
+            ExpressionAttributeValues=values(g=gap),
+            ReturnValues="UPDATED_NEW",
+        )
+        return max(start, float(de_item(got["Attributes"])["t"]))  # type: ignore[index]
 
     def set_state(self, proxy_id: str, state: str, now: float, extra: dict[str, Any] | None = None) -> None:
         names = {"#st": "state"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -84,6 +84,14 @@ class RequestsFetcher(Fetcher):
                     continue
                 return self._read(resp, current, start, deadline, max_bytes, hop)
         return FetchFailure("too_many_redirects", f"more than {MAX_HOPS} redirects", permanent=True)
+
+    def probe(self, proxy_url: str) -> bool:
+        parts = urlsplit(proxy_url)
+        try:
+            with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=self.connect_timeout_s):
+                return True
+        except OSError:
+            return False
 
     def _read(
         self, resp: requests.Response, final_url: str, start: float, deadline: float, max_bytes: int, hops: int

@@ -62,7 +62,14 @@ def add_proxy(deps: Deps, req: CreateProxyRequest) -> dict[str, Any]:
 
 
 def proxy_view(rec: dict[str, Any], now: float) -> dict[str, Any]:
-    cooldowns = {h: iso(float(t)) for h, t in (rec.get("cooldowns") or {}).items() if float(t) > now}
+    # a host is cooling when a 429 pushed this proxy's next slot for it beyond its normal pace
+    cooldowns = {}
+    for key, value in rec.items():
+        if key.startswith("n#") and float(value) > now:
+            host = key[2:]
+            rate = float(rec.get(f"r#{host}", 1.0))
+            if float(value) - now > 1.0 / max(rate, 0.01) + 0.05:
+                cooldowns[host] = iso(float(value))
     state = rec.get("state", "available")
     if state == "available" and cooldowns:
         state = "cooling"
@@ -78,6 +85,7 @@ def proxy_view(rec: dict[str, Any], now: float) -> dict[str, Any]:
         "rate_limited": int(rec.get("rate_limited", 0)),
         "last_used_at": iso(rec.get("last_used_at")),
         "consecutive_errors": int(rec.get("consecutive_errors", 0)),
+        "pace": {k[2:]: round(float(v), 3) for k, v in rec.items() if k.startswith("r#")},
     }
 
 

@@ -36,7 +36,9 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
         now = deps.clock.now()
         owner = f"scrape:{uuid.uuid4().hex[:12]}"
         try:
-            lease = deps.pool.lease(host, owner, now, deps.settings.lease_seconds, avoid=avoid)
+            lease = deps.pool.lease(
+                host, owner, now, deps.settings.lease_seconds, avoid=avoid, max_wait_s=deps.settings.pacing_max_wait_s
+            )
         except NoProxyAvailable as e:
             if e.retry_at >= deadline:
                 if last_error:
@@ -46,13 +48,14 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
                 ) from None
             sleep(max(0.05, e.retry_at - now))
             continue
+        deps.clock.sleep(lease.start_at - deps.clock.now())
         fetched = deps.fetcher.fetch(
             url, lease.url, min(req.options.timeout_s, max(1.0, deadline - now)), req.options.max_bytes
         )
         done = deps.clock.now()
         outcome = classify(fetched, done)
         if outcome.kind is OutcomeKind.RATE_LIMITED:
-            deps.pool.release(lease, host, done, "rate_limited", outcome.retry_after_s or 5.0, False)
+            deps.pool.release(lease, host, done, "rate_limited", outcome.retry_after_s, False)
             deferrals += 1
             avoid = lease.proxy_id
             last_error = (outcome.code or "rate_limited", outcome.message or "rate limited")

@@ -16,7 +16,6 @@ from scrapersky.services import items
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
-RATE_LIMIT_FALLBACK_S = 5.0
 MAX_DEFER_S = 900.0
 
 
@@ -62,11 +61,14 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     now = deps.clock.now()
     owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}"
     try:
-        lease = deps.pool.lease(host, owner, now, settings.lease_seconds)
+        lease = deps.pool.lease(host, owner, now, settings.lease_seconds, max_wait_s=settings.pacing_max_wait_s)
     except NoProxyAvailable as e:
-        wait = max(0.5, e.retry_at - now) + rng.uniform(0, 1.0)
-        return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, wait), metrics={"deferred": 1})
-    lease_wait_ms = (deps.clock.now() - now) * 1000
+        # Come back exactly when a proxy can take the host, in line behind the items already waiting for it.
+        wake = deps.pool.take_ticket(host, now, e.retry_at)
+        return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, max(0.0, wake - now)), metrics={"deferred": 1})
+    if not _verified(deps, lease, now):
+        deps.pool.release(lease, host, deps.clock.now(), "failed", None, True)
+        return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1})
     claim = deps.store.claim_item(msg.batch_id, msg.seq, msg.shard, owner, now + settings.lease_seconds, now)
     if isinstance(claim, ClaimRefused):
         deps.pool.release(lease, host, deps.clock.now(), "unused", None, False)
@@ -78,6 +80,8 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     if msg.batch_id not in cache.started and meta["status"] == "pending":
         deps.store.update_status(msg.batch_id, "processing", ("pending",), now, {"started_at": now})
     cache.started.add(msg.batch_id)
+    deps.clock.sleep(lease.start_at - deps.clock.now())  # the booked pacing slot (at most pacing_max_wait_s)
+    lease_wait_ms = (deps.clock.now() - now) * 1000
 
     fetched = deps.fetcher.fetch(msg.item, lease.url, msg.timeout_s, msg.max_bytes)
     done_at = deps.clock.now()
@@ -85,8 +89,7 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     metrics: dict[str, float] = {"lease_wait_ms": lease_wait_ms, "fetch_ms": (done_at - now) * 1000}
 
     if outcome.kind is OutcomeKind.RATE_LIMITED:
-        cooldown = outcome.retry_after_s or RATE_LIMIT_FALLBACK_S
-        deps.pool.release(lease, host, done_at, "rate_limited", cooldown, False)
+        deps.pool.release(lease, host, done_at, "rate_limited", outcome.retry_after_s, False)
         items.back_to_pending(
             deps,
             msg.batch_id,
@@ -99,8 +102,8 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
             message=outcome.message,
         )
         metrics["rate_limited"] = 1
-        # Soon: the next delivery leases another proxy whose slot is open, or learns exactly when one opens.
-        return Result("rate_limited", retry_in_s=rng.uniform(0.5, 1.5), metrics=metrics)
+        # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
+        return Result("rate_limited", retry_in_s=0.0, metrics=metrics)
 
     deps.pool.release(
         lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None, outcome.proxy_fault
@@ -142,6 +145,12 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     return Result("succeeded" if succeeded else f"failed:{outcome.code}", metrics=metrics)
 
 
+def _verified(deps: Deps, lease: Lease, now: float) -> bool:
+    """Verify before use, only when the proxy's last success is stale (or it never had one)."""
+    fresh = lease.last_success_at is not None and now - float(lease.last_success_at) < deps.settings.verify_after_s
+    return fresh or deps.fetcher.probe(lease.url)
+
+
 def _prefer_other_proxy(deps: Deps, lease: Lease, host: str, owner: str) -> Lease:
     """A retry goes through another proxy when one is free; otherwise the same one is better than waiting."""
     now = deps.clock.now()
@@ -170,5 +179,6 @@ def handle_record(
         fresh = msg.model_copy(update={"deferrals": msg.deferrals + 1})
         deps.queue.send_work([fresh], delay_s=int(min(900, result.retry_in_s)))
         return result
-    deps.queue.change_visibility(receipt_handle, int(max(1, round(result.retry_in_s))))
+    # whole seconds only (SQS); a slot opening within the second is caught by the lease's short wait
+    deps.queue.change_visibility(receipt_handle, int(result.retry_in_s))
     raise Deferred(result.retry_in_s, result.outcome, result.metrics)

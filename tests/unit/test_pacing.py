@@ -1,0 +1,40 @@
+from scrapersky.domain.pacing import HostPace, PacingPolicy
+
+POLICY = PacingPolicy(default_rate=1.0)
+
+
+def test_successes_speed_up_fast_until_the_first_refusal_then_slowly_under_a_ceiling():
+    pace = HostPace(1.0)
+    pace = pace.after_success(POLICY)
+    assert pace.rate == 1.5 and pace.ceiling is None  # slow start
+    refused = pace.after_success(POLICY).after_rate_limit(POLICY)
+    assert refused.rate == 2.25 * POLICY.decrease
+    assert refused.ceiling == 2.25 * POLICY.ceiling_margin
+    later = refused
+    for _ in range(50):
+        later = later.after_success(POLICY)
+    assert later.rate <= later.ceiling < 2.25  # never back up to the refused rate for a long while
+
+
+def test_a_refusal_waits_out_retry_after_and_at_least_the_new_interval():
+    pace = HostPace(2.0).after_rate_limit(POLICY)
+    assert pace.next_allowed(POLICY, 100.0, 7.0) == 107.0
+    assert pace.next_allowed(POLICY, 100.0, None) == 100.0 + 1 / 1.4
+
+
+def test_a_pool_of_paced_proxies_stays_just_under_a_token_bucket_site():
+    """One proxy against a site allowing 2 requests/s: goodput close to the limit, few refusals."""
+    pace, t, tokens, last, ok, refused, next_at = HostPace(1.0), 0.0, 1.0, 0.0, 0, 0, 0.0
+    while t < 60:
+        t = max(t, next_at) + 0.01
+        tokens, last = min(1.0, tokens + (t - last) * 2), t
+        if tokens >= 1:
+            tokens, ok = tokens - 1, ok + 1
+            pace = pace.after_success(POLICY)
+            next_at = t + POLICY.interval(pace.rate)
+        else:
+            refused += 1
+            pace = pace.after_rate_limit(POLICY)
+            next_at = pace.next_allowed(POLICY, t, 1.0)
+    assert ok / 60 / 2 > 0.9
+    assert refused / ok < 0.05
