@@ -29,9 +29,11 @@ class Bucket:
 class SiteStats:
     served: Counter = field(default_factory=Counter)  # path kind -> count
     rejected: int = 0
+    rejections: list[tuple[float, str]] = field(default_factory=list)
     by_client: Counter = field(default_factory=Counter)
     first_ok: dict[str, float] = field(default_factory=dict)
     ok_times: list[float] = field(default_factory=list)
+    arrivals: list[tuple[float, str, int]] = field(default_factory=list)  # (time, client, status)
 
 
 class RateLimiter:
@@ -116,8 +118,10 @@ class Site:
         now = time.time()
         if kind == "limited":
             retry = self.limiter.admit(client, now)
+            self.stats.arrivals.append((now, client, 200 if retry is None else 429))
             if retry is not None:
                 self.stats.rejected += 1
+                self.stats.rejections.append((now, client))
                 self._send(req, 429, "<h1>Too many requests</h1>", {"Retry-After": str(max(1, math.ceil(retry)))})
                 return
         self.stats.by_client[client] += 1

@@ -16,7 +16,7 @@ from scrapersky.adapters.sqs_queue import SqsWorkQueue
 from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.domain.targets import TargetPolicy
 from scrapersky.ports import SystemClock
-from scrapersky.services.context import Deps
+from scrapersky.services.context import CallCounter, Deps
 from scrapersky.settings import Settings
 
 _AWS_CONFIG = Config(
@@ -29,6 +29,9 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     session = session or boto3.session.Session()
     ddb = session.client("dynamodb", config=_AWS_CONFIG)
     sqs = session.client("sqs", config=_AWS_CONFIG)
+    counter = CallCounter()
+    for client in (ddb, sqs):
+        client.meta.events.register("before-call.*.*", counter)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
     return Deps(
         settings=settings,
@@ -44,6 +47,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
         clock=SystemClock(),
+        api_calls=counter,
     )
 
 

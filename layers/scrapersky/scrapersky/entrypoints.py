@@ -38,8 +38,12 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        app.append_context(deps=deps_factory())
-        return app.resolve(_json_by_default(event), context)
+        deps = deps_factory()
+        calls_before = deps.api_calls.count
+        app.append_context(deps=deps)
+        response = app.resolve(_json_by_default(event), context)
+        metrics.add_metric(name="AwsApiCalls", unit=MetricUnit.Count, value=deps.api_calls.count - calls_before)
+        return response
 
     return handler
 
@@ -73,13 +77,25 @@ def _sqs_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler_factory(deps_factory()), processor=processor, context=context
-            )
+        deps = deps_factory()
+        calls_before = deps.api_calls.count
+        conflicts_before, leases_before = _pool_stat(deps, "conflicts"), _pool_stat(deps, "leases")
+        response = process_partial_response(
+            event=event, record_handler=record_handler_factory(deps), processor=processor, context=context
         )
+        metrics.add_metric(name="AwsApiCalls", unit=MetricUnit.Count, value=deps.api_calls.count - calls_before)
+        metrics.add_metric(
+            name="LeaseConflicts", unit=MetricUnit.Count, value=_pool_stat(deps, "conflicts") - conflicts_before
+        )
+        metrics.add_metric(name="Leases", unit=MetricUnit.Count, value=_pool_stat(deps, "leases") - leases_before)
+        metrics.add_metric(name="MessagesHandled", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+        return dict(response)
 
     return handler
+
+
+def _pool_stat(deps: Deps, name: str) -> int:
+    return int(getattr(deps.pool, "stats", {}).get(name, 0))
 
 
 def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:

@@ -59,6 +59,7 @@ class DynamoProxyPool(ProxyPool):
         self.rng = rng or random.Random()
         self._snapshot: list[dict[str, Any]] = []
         self._snapshot_at = -1e18
+        self._hosts: dict[str, dict[str, Any]] = {}
         self.stats = {"leases": 0, "conflicts": 0, "calls": 0}
 
     # ---- records -----------------------------------------------------------------------------------------
@@ -97,13 +98,11 @@ class DynamoProxyPool(ProxyPool):
             raise
 
     def list_all(self) -> list[dict[str, Any]]:
+        return [r for r in self._scan() if str(r.get("proxy_id", "")).startswith(PROXY_PREFIX)]
+
+    def _scan(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "ConsistentRead": True,
-            "FilterExpression": "begins_with(proxy_id, :p)",
-            "ExpressionAttributeValues": values(p=PROXY_PREFIX),
-        }
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
             self.stats["calls"] += 1
             page = self.ddb.scan(**kwargs)
@@ -114,15 +113,26 @@ class DynamoProxyPool(ProxyPool):
 
     def _proxies(self, now: float, refresh: bool = False) -> list[dict[str, Any]]:
         if refresh or now - self._snapshot_at > SNAPSHOT_TTL_S:
-            self._snapshot = self.list_all()
+            rows = self._scan()
+            self._snapshot = [r for r in rows if str(r.get("proxy_id", "")).startswith(PROXY_PREFIX)]
+            self._hosts = {
+                str(r["proxy_id"])[len(TICKET_PREFIX) :]: r
+                for r in rows
+                if str(r.get("proxy_id", "")).startswith(TICKET_PREFIX)
+            }
             self._snapshot_at = now
         return self._snapshot
 
     def pace_of(self, p: dict[str, Any], host: str) -> HostPace:
-        return HostPace(
-            rate=float(p.get(rate_key(host), self.pacing.default_rate)),
-            ceiling=None if p.get(ceiling_key(host)) is None else float(p[ceiling_key(host)]),
-        )
+        """The proxy's own learnt pace for the host; a proxy new to the host starts from what the pool
+        learnt of it (the host's ceiling), else from the default rate."""
+        if p.get(rate_key(host)) is not None:
+            ceiling = p.get(ceiling_key(host))
+            return HostPace(rate=float(p[rate_key(host)]), ceiling=None if ceiling is None else float(ceiling))
+        hint = (self._hosts.get(host) or {}).get("ceiling")
+        if hint is not None:
+            return HostPace(rate=float(hint), ceiling=float(hint))
+        return HostPace(rate=self.pacing.default_rate)
 
     @staticmethod
     def _open_at(p: dict[str, Any], host: str, now: float) -> float:
@@ -183,9 +193,14 @@ class DynamoProxyPool(ProxyPool):
                     next=start + self.pacing.interval(pace.rate),
                 ),
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as e:
             if is_condition_failure(e):
+                # the refusal carries the proxy's current state: the next pick in this container is better informed
+                current = de_item(e.response.get("Item"))
+                if current:
+                    self._remember(current)
                 raise LeaseConflict(p["proxy_id"]) from e
             raise_if_retryable(e)
             raise
@@ -228,6 +243,11 @@ class DynamoProxyPool(ProxyPool):
             new = pace.after_success(self.pacing)
             sets.append("consecutive_errors = :zero")
             sets.append("last_success_at = :now")
+            # The slot booked at lease time used this container's snapshot of the pace, which may be stale;
+            # only the lease holder writes the pace, so here it is exact: fix the next slot with it.
+            names["#n"] = next_key(host)
+            vals["next"] = lease.start_at + self.pacing.interval(new.rate)
+            sets.append("#n = :next")
         elif outcome == "rate_limited":
             new = pace.after_rate_limit(self.pacing)
             names["#n"] = next_key(host)
@@ -264,8 +284,27 @@ class DynamoProxyPool(ProxyPool):
             raise
         rec = de_item(got["Attributes"]) or {}
         self._remember(rec)
+        if outcome == "rate_limited" and new.ceiling is not None:
+            self._share_ceiling(host, new.ceiling)
         if proxy_fault and int(rec.get("consecutive_errors", 0)) >= self.quarantine_after:
             self.set_state(lease.proxy_id, "quarantined", now, {"quarantined_at": now, "checks": 0})
+
+    def _share_ceiling(self, host: str, ceiling: float) -> None:
+        """What one proxy learnt of a host's limit starts every other proxy that is new to it (sites limit
+        each client address by the same rule), so the pool learns the limit once, not once per proxy."""
+        self.stats["calls"] += 1
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"proxy_id": ser(f"{TICKET_PREFIX}{host}")},
+                UpdateExpression="SET ceiling = :c",
+                ConditionExpression="attribute_not_exists(ceiling) OR ceiling > :c",
+                ExpressionAttributeValues=values(c=ceiling),
+            )
+        except ClientError as e:
+            if not is_condition_failure(e):
+                raise
+        self._hosts.setdefault(host, {})["ceiling"] = ceiling
 
     # ---- the host's waiting line ---------------------------------------------------------------------------
     def take_ticket(self, host: str, now: float, earliest: float) -> float:

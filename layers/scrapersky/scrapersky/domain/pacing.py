@@ -20,7 +20,7 @@ class PacingPolicy:
     increase: float = 0.1  # afterwards, added to the rate after each success (req/s)
     decrease: float = 0.7  # the rate is multiplied by this after a 429
     ceiling_margin: float = 0.85  # the ceiling is set this far below a refused rate
-    ceiling_creep: float = 1.001  # the ceiling rises this much with each success
+    ceiling_creep: float = 1.0003  # the ceiling rises this much with each success
 
     def interval(self, rate: float) -> float:
         return 1.0 / max(self.min_rate, rate)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
 from scrapersky.ports import BatchStore, Clock, Fetcher, ProxyPool, TenantStore, WorkQueue
 from scrapersky.settings import Settings
+
+
+@dataclass
+class CallCounter:
+    """AWS API calls made by this container's clients (for the AwsApiCalls metric)."""
+
+    count: int = 0
+
+    def __call__(self, **_: object) -> None:
+        self.count += 1
 
 
 @dataclass
@@ -18,6 +28,7 @@ class Deps:
     queue: WorkQueue
     fetcher: Fetcher
     clock: Clock
+    api_calls: CallCounter = field(default_factory=CallCounter)
 
     @property
     def policy(self) -> TargetPolicy:

@@ -1,0 +1,215 @@
+"""Benchmark (not a test): ScraperSky vs Scrapy + scrapy-rotating-proxies on one loopback site that
+rate-limits each proxy (token bucket, 429 + Retry-After), plain and escalating, in the same run.
+
+    make bench-rate        # or: python -m bench.rate_limits --proxies 4 --rate 2 --pages 200
+
+Prints, per system: goodput / (P x R), rejected requests per page fetched, pages lost, elapsed; for
+ScraperSky also AWS API calls per item and lease conflicts per lease. Writes a PNG per site behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from typing import Any
+
+import boto3
+from scrapersky_client import Client
+
+from devstack.proxies import ProxyServer, free_port, start_proxies
+from devstack.site import Site
+from devstack.stack import REGION, ROOT, LocalStack, log
+
+OUT = ROOT / "bench" / "out"
+BENCH_PY = ROOT / ".venv-bench" / "bin" / "python"
+
+
+def site_figures(site: Site, started: float, pages: int, capacity: float) -> dict[str, Any]:
+    times = sorted(t - started for t in site.stats.ok_times)
+    fetched = len(site.stats.first_ok)
+    elapsed = times[-1] if times else float("nan")
+    return {
+        "fetched": fetched,
+        "lost": pages - fetched,
+        "rejected": site.stats.rejected,
+        "rejected_per_page": round(site.stats.rejected / max(1, fetched), 3),
+        "elapsed_s": round(elapsed, 1),
+        "goodput": round(fetched / elapsed / capacity, 3) if times else 0.0,
+        "times": times,
+        "rejections": [(round(t - started, 2), c) for t, c in site.stats.rejections],
+        "first_arrivals": [(round(t - started, 2), s) for t, c, s in site.stats.arrivals if c == "127.0.0.2"][:14],
+    }
+
+
+def emf_sum(stack: LocalStack, names: tuple[str, ...], since_ms: int) -> dict[str, float]:
+    logs = boto3.client(
+        "logs", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    totals = dict.fromkeys(names, 0.0)
+    for group in logs.describe_log_groups()["logGroups"]:
+        kwargs: dict[str, Any] = {"logGroupName": group["logGroupName"], "startTime": since_ms}
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            for ev in page["events"]:
+                msg = ev["message"].strip()
+                if not msg.startswith('{"_aws"'):
+                    continue
+                doc = json.loads(msg)
+                for n in names:
+                    v = doc.get(n)
+                    totals[n] += sum(v) if isinstance(v, list) else (v or 0)
+            if not page.get("nextToken") or page["nextToken"] == kwargs.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    return totals
+
+
+def warm_up(stack: LocalStack, workers: int) -> None:
+    """Cold starts out of the way, as in a service that is already running: every worker process imports
+    its code once before the measured run. Uses its own proxies and site, deleted afterwards."""
+    admin, client = Client(stack.api_url, stack.admin_key), Client(stack.api_url, stack.api_key)
+    proxies = start_proxies(2)
+    try:
+        with Site(rate=1000.0, burst=1000.0) as site:
+            ids = [admin.add_proxy(p.url)["proxy_id"] for p in proxies]
+            created = client.submit([f"{site.base_url}/page/warm{i}" for i in range(workers * 6)])
+            client.wait(created["batch_id"], timeout=300, interval=0.5)
+            for pid in ids:
+                admin.delete_proxy(pid)
+    finally:
+        for p in proxies:
+            p.stop()
+
+
+def run_scrapersky(
+    stack: LocalStack, site: Site, proxies: list[ProxyServer], pages: int, capacity: float, timeout: float
+) -> dict[str, Any]:
+    admin = Client(stack.api_url, stack.admin_key)
+    for p in admin.proxies()["proxies"]:
+        admin.delete_proxy(p["proxy_id"])  # a fresh pool: nothing learnt from the previous run
+    for p in proxies:
+        admin.add_proxy(p.url)
+    client = Client(stack.api_url, stack.api_key)
+    since = int(time.time() * 1000)
+    started = time.time()
+    created = client.submit([f"{site.base_url}/limited/{i}" for i in range(pages)], options={"max_attempts": 3})
+    try:
+        final = client.wait(created["batch_id"], timeout=timeout, interval=0.5)
+    except TimeoutError:
+        client.cancel(created["batch_id"])
+        final = client.status(created["batch_id"])
+    figures = site_figures(site, started, pages, capacity)
+    time.sleep(3)  # let the last EMF lines reach the log store
+    emf = emf_sum(stack, ("AwsApiCalls", "LeaseConflicts", "Leases", "MessagesHandled", "ItemsSucceeded"), since)
+    paces = {p["endpoint"]: p["pace"] for p in admin.proxies()["proxies"]}
+    per_proxy = dict(site.stats.by_client)
+    figures.update(
+        status=final["status"],
+        failed_items=final["failed"],
+        failed_rate_limit=sum(v for k, v in final["errors"]["by_code"].items() if k in ("http_429", "http_503")),
+        aws_calls_per_item=round(emf["AwsApiCalls"] / pages, 1),
+        conflicts_per_lease=round(emf["LeaseConflicts"] / max(1.0, emf["Leases"]), 3),
+        learnt_pace=paces,
+        admitted_per_proxy=per_proxy,
+        deliveries_per_item=round(emf["MessagesHandled"] / pages, 2),
+    )
+    return figures
+
+
+def run_scrapy(
+    site: Site, proxies: list[ProxyServer], pages: int, capacity: float, autothrottle: bool, timeout: float
+) -> dict[str, Any]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    urls, plist, result = OUT / "urls.json", OUT / "proxies.json", OUT / "scrapy.json"
+    urls.write_text(json.dumps([f"{site.base_url}/limited/{i}" for i in range(pages)]))
+    plist.write_text(json.dumps([p.url for p in proxies]))
+    started = time.time()
+    subprocess.run(
+        [
+            str(BENCH_PY),
+            str(ROOT / "bench" / "scrapy_run.py"),
+            str(urls),
+            str(plist),
+            "1" if autothrottle else "0",
+            str(int(timeout)),
+            str(result),
+        ],
+        check=True,
+        timeout=timeout + 60,
+    )
+    return site_figures(site, started, pages, capacity)
+
+
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    cols = ("goodput", "rejected_per_page", "lost", "elapsed_s", "aws_calls_per_item", "conflicts_per_lease")
+    lines = [f"| system | {' | '.join(cols)} |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(str(r.get(c, "-")) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--proxies", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=2.0)
+    ap.add_argument("--pages", type=int, default=200)
+    ap.add_argument("--timeout", type=float, default=180)
+    ap.add_argument("--behaviours", default="plain,escalating")
+    ap.add_argument("--skip-scrapy", action="store_true")
+    ap.add_argument("--workers", type=int, default=4, help="the worker's MaximumConcurrency on the local stack")
+    args = ap.parse_args()
+    capacity = args.proxies * args.rate
+    OUT.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"proxies": args.proxies, "rate": args.rate, "pages": args.pages, "runs": {}}
+    with LocalStack(api_port=free_port(), worker_concurrency=args.workers) as stack:
+        warm_up(stack, args.workers)
+        for behaviour in args.behaviours.split(","):
+            escalate = behaviour == "escalating"
+            rows: dict[str, dict[str, Any]] = {}
+            systems = [("ScraperSky", None)] + (
+                [] if args.skip_scrapy else [("Scrapy+rotating", False), ("Scrapy+rotating+AutoThrottle", True)]
+            )
+            for name, autothrottle in systems:
+                proxies = start_proxies(args.proxies)
+                try:
+                    with Site(rate=args.rate, burst=1.0, escalate=escalate) as site:
+                        log(f"{behaviour}: running {name}")
+                        if autothrottle is None:
+                            rows[name] = run_scrapersky(stack, site, proxies, args.pages, capacity, args.timeout)
+                        else:
+                            rows[name] = run_scrapy(site, proxies, args.pages, capacity, autothrottle, args.timeout)
+                finally:
+                    for p in proxies:
+                        p.stop()
+                log(f"{behaviour}: {name}: " + json.dumps({k: v for k, v in rows[name].items() if k != "times"})[:3000])
+            report["runs"][behaviour] = {n: {k: v for k, v in r.items() if k != "times"} for n, r in rows.items()}
+            series = {
+                "pages": args.pages,
+                "capacity_per_s": capacity,
+                "systems": {n: {"times": r["times"]} for n, r in rows.items()},
+            }
+            (OUT / f"series-{behaviour}.json").write_text(json.dumps(series))
+            png = OUT / f"rate_limits_{behaviour}.png"
+            subprocess.run(
+                [
+                    str(BENCH_PY),
+                    str(ROOT / "bench" / "plot.py"),
+                    str(OUT / f"series-{behaviour}.json"),
+                    str(png),
+                    f"{args.pages} pages, {args.proxies} proxies x {args.rate:g}/s, {behaviour} site",
+                ],
+                check=True,
+            )
+            print(
+                f"\n### {behaviour} site: P={args.proxies}, R={args.rate:g}/s, N={args.pages} "
+                f"(capacity {capacity:g} pages/s)\n"
+            )
+            print(table(rows), flush=True)
+            print(f"\nplot: {png}")
+    (OUT / "rate_limits.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
