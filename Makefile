@@ -21,7 +21,7 @@ help:
 	@echo "make test     - lint, template checks, unit, integration (moto) and end-to-end tests"
 	@echo "make local    - run the local stack in the foreground (API on http://127.0.0.1:3000)"
 	@echo "make build    - sam build;  make validate - sam validate --lint;  make deploy - sam deploy --guided"
-	@echo "make bench    - benchmarks (not tests)"
+	@echo "make bench    - benchmarks (not tests): vs Scrapy on a rate-limiting site, leasing, create latency"
 
 $(VENV)/.installed: requirements-dev.txt layers/scrapersky/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ $(VENV)/.installed: requirements-dev.txt layers/scrapersky/requirements.txt pypr
 	@touch $@
 
 venv: $(VENV)/.installed .venv-sam/.installed .venv-ministack/.installed
+
+.venv-bench/.installed: requirements-bench.txt
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q -r requirements-bench.txt
+	@touch $@
 
 build: .venv-sam/.installed
 	$(SAM_ENV) $(SAM) build
@@ -73,8 +78,10 @@ local: venv build
 demo: venv build
 	$(BIN)/python -m devstack.demo
 
-bench: venv build
-	$(BIN)/python -m bench.create_latency
+bench: venv build .venv-bench/.installed
+	$(BIN)/python -m bench.rate_limits --proxies 4 --rate 2 --pages 200
+	$(BIN)/python -m bench.leases --workers 20 --proxies 20
+	$(BIN)/python -m bench.create_latency --items 10000 --runs 3
 
 deploy: build
 	$(SAM_ENV) $(SAM) deploy --guided

@@ -38,7 +38,7 @@ def main() -> None:
             failed.append(failure.request.url)
 
     settings = {
-        "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "ERROR",
         "ROBOTSTXT_OBEY": False,
         "CONCURRENT_REQUESTS": 16,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 16,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -195,3 +196,19 @@ def test_ten_thousand_items_are_accepted_and_chunked(harness, count):
             harness.sqs.delete_message(QueueUrl=harness.urls["FanoutQueue"], ReceiptHandle=m["ReceiptHandle"])
     assert sum(len(c["items"]) for c in chunks) == count
     assert sorted(c["first_seq"] for c in chunks)[:2] == [0, 100]
+
+
+def test_a_long_deferred_item_is_resent_fresh_instead_of_reaching_the_dlq(harness, site):
+    # no proxy at all: every delivery defers; near maxReceiveCount the item must not be redriven to the DLQ
+    created = create(harness, [f"{site.base_url}/page/1"])
+    harness.drain(queues=("FanoutQueue",))
+    [msg] = harness.receive("WorkQueue")
+    msg["Attributes"]["ApproximateReceiveCount"] = str(harness.deps.settings.work_max_receive_count - 1)
+    result = harness.deliver("WorkQueue", "worker", [msg])
+    assert result["batchItemFailures"] == []  # the old message is deleted...
+    assert harness.receive("WorkQueue") == []  # ...and a fresh one waits out its DelaySeconds
+    time.sleep(3.5)
+    [fresh] = harness.receive("WorkQueue")
+    assert json.loads(fresh["Body"])["deferrals"] == 1
+    assert fresh["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert batch(harness, created["batch_id"])["pending"] == 1

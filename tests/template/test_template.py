@@ -133,3 +133,13 @@ def test_sam_build_succeeds(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (tmp_path / "build" / "SharedLayer" / "python" / "scrapersky" / "entrypoints.py").exists()
     assert sys.version_info >= (3, 11)
+
+
+def test_dashboard_body_is_valid_json_with_the_pool_and_leasing_widgets():
+    import json
+    import re
+
+    body, _vars = R["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    doc = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+    titles = {w["properties"]["title"] for w in doc["widgets"]}
+    assert {"Proxy pool", "Leasing: leases, conflicts, deferrals, AWS calls", "429s per host", "Queues"} <= titles

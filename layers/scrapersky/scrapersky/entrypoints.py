@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
@@ -110,6 +110,10 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
             )
         except worker.Deferred as d:
             _emit(d.metrics)
+            if d.host and d.metrics.get("rate_limited"):
+                # 429s per host: a dimension of its own, so one noisy site is visible on the dashboard
+                with single_metric(name="RateLimitedByHost", unit=MetricUnit.Count, value=1) as m:
+                    m.add_dimension(name="host", value=d.host[:200])
             logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason})
             raise
         _emit(result.metrics)

@@ -22,11 +22,14 @@ MAX_DEFER_S = 900.0
 class Deferred(Exception):
     """The message goes back to the queue (reported as a batch item failure) after `seconds`."""
 
-    def __init__(self, seconds: float, reason: str, metrics: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, seconds: float, reason: str, metrics: dict[str, float] | None = None, host: str | None = None
+    ) -> None:
         super().__init__(f"deferred {seconds:.1f}s: {reason}")
         self.seconds = seconds
         self.reason = reason
         self.metrics = metrics or {}
+        self.host = host
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Result:
     outcome: str
     retry_in_s: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    host: str | None = None
 
 
 @dataclass
@@ -103,7 +107,7 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
         )
         metrics["rate_limited"] = 1
         # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
-        return Result("rate_limited", retry_in_s=0.0, metrics=metrics)
+        return Result("rate_limited", retry_in_s=0.0, metrics=metrics, host=host)
 
     deps.pool.release(
         lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None, outcome.proxy_fault
@@ -181,4 +185,4 @@ def handle_record(
         return result
     # whole seconds only (SQS); a slot opening within the second is caught by the lease's short wait
     deps.queue.change_visibility(receipt_handle, int(result.retry_in_s))
-    raise Deferred(result.retry_in_s, result.outcome, result.metrics)
+    raise Deferred(result.retry_in_s, result.outcome, result.metrics, result.host)
