@@ -144,6 +144,8 @@ class LocalStack:
                 "SFTP_ENABLED": "0",
                 "LOG_LEVEL": "WARNING",
                 "LAMBDA_WARM_TTL_SECONDS": "600",
+                # handlers inherit this environment: no X-Ray daemon here, so do not trace locally
+                "POWERTOOLS_TRACE_DISABLED": "true",
             }
         )
         STATE_DIR.mkdir(parents=True, exist_ok=True)

@@ -212,3 +212,12 @@ def test_a_long_deferred_item_is_resent_fresh_instead_of_reaching_the_dlq(harnes
     assert json.loads(fresh["Body"])["deferrals"] == 1
     assert fresh["Attributes"]["ApproximateReceiveCount"] == "1"
     assert batch(harness, created["batch_id"])["pending"] == 1
+
+
+def test_the_batch_finishes_once_every_shard_is_done_across_many_shards(harness, pool, site):
+    # 300 items span 2 counter shards; only the last item of each shard looks at the whole batch
+    created = create(harness, [f"{site.base_url}/page/{i}" for i in range(300)])
+    assert harness.deps.store.get_meta(created["batch_id"])["shards"] == 2
+    harness.drain(timeout=180)
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"], view["pending"]) == ("completed", 300, 0)

@@ -47,6 +47,20 @@ class Transition:
     error_sample: dict[str, Any] | None = None
     now: float = 0.0
     create_if_missing: dict[str, Any] | None = None  # the full item, when the record may not exist yet
+    # index of the shard's last item (its share of the total - 1): when set, the store tells whether this
+    # transition finished the shard, so callers look at the whole batch only then
+    shard_last: int | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a transition did: `won` (truthy) and whether it finished its counter shard's last item."""
+
+    won: bool
+    shard_done: bool = False
+
+    def __bool__(self) -> bool:
+        return self.won
 
 
 class BatchStore(abc.ABC):
@@ -108,8 +122,8 @@ class BatchStore(abc.ABC):
     ) -> Claim | ClaimRefused: ...
 
     @abc.abstractmethod
-    def transition(self, t: Transition) -> bool:
-        """Applies the item transition and its counter deltas in one transaction; False if it lost."""
+    def transition(self, t: Transition) -> Applied:
+        """Applies the item transition and its counter deltas in one transaction; falsy if it lost."""
 
     @abc.abstractmethod
     def release_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...

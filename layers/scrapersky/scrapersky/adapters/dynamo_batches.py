@@ -15,6 +15,7 @@ import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,11 +31,15 @@ from scrapersky.adapters.ddb import (
     values,
 )
 from scrapersky.errors import RetryableStoreError
-from scrapersky.ports import BatchStore, Claim, ClaimRefused, Transition
+from scrapersky.ports import Applied, BatchStore, Claim, ClaimRefused, Transition
 
 META_SK = "A"
 TERMINAL_ITEM = ("succeeded", "failed", "cancelled")
 _TXN_RETRIES = 6
+
+
+class ShardWouldComplete(Exception):
+    """The guarded counter update found this to be the shard's last item."""
 
 
 def batch_pk(batch_id: str) -> str:
@@ -112,6 +117,7 @@ class DynamoBatchStore(BatchStore):
                                 "cancelled": 0,
                                 "in_progress": 0,
                                 "retries": 0,
+                                "finished": 0,
                             }
                         ),
                     }
@@ -449,16 +455,21 @@ class DynamoBatchStore(BatchStore):
                 return False
             raise
 
-    def transition(self, t: Transition) -> bool:
+    def transition(self, t: Transition) -> Applied:
         for _ in range(_TXN_RETRIES):
             try:
                 won, _old = self._transact(t)
+                shard_done = False
+            except ShardWouldComplete:
+                # this transition finishes the shard's last item: apply it without the guard and say so
+                won, _old = self._transact(replace(t, shard_last=None))
+                shard_done = True
             except RetryableStoreError:
                 time.sleep(0.05)
                 continue
             if won and t.error_sample:
                 self._add_sample(t.batch_id, t.shard, t.error_sample)
-            return won
+            return Applied(won, shard_done=won and (shard_done or t.shard_last is None))
         raise RetryableStoreError(f"transition of {t.batch_id}/{t.seq} kept conflicting")
 
     def _transact(self, t: Transition, first_start: bool = False) -> tuple[bool, dict[str, Any] | None]:
@@ -505,9 +516,16 @@ class DynamoBatchStore(BatchStore):
             }
         }
         ops = [item_op]
-        if t.counters:
+        counters = dict(t.counters)
+        if t.to_status in TERMINAL_ITEM:
+            counters["finished"] = 1  # every terminal transition counts, so `finished` tells the shard's last item
+        if counters:
             cnames, cvals, cadds = {}, {"now": t.now}, []
-            for i, (k, v) in enumerate(t.counters.items()):
+            shard_cond = "attribute_exists(pk)"
+            if t.shard_last is not None:
+                shard_cond += " AND finished < :last"
+                cvals["last"] = t.shard_last
+            for i, (k, v) in enumerate(counters.items()):
                 cnames[f"#c{i}"] = k
                 cvals[f"c{i}"] = v
                 cadds.append(f"#c{i} :c{i}")
@@ -517,7 +535,7 @@ class DynamoBatchStore(BatchStore):
                         "TableName": self.table,
                         "Key": {"pk": ser(batch_pk(t.batch_id)), "sk": ser(shard_sk(t.shard))},
                         "UpdateExpression": "SET updated_at = :now ADD " + ", ".join(cadds),
-                        "ConditionExpression": "attribute_exists(pk)",
+                        "ConditionExpression": shard_cond,
                         "ExpressionAttributeNames": cnames,
                         "ExpressionAttributeValues": values(**cvals),
                     }
@@ -542,6 +560,8 @@ class DynamoBatchStore(BatchStore):
                 if old is None:
                     old = self.get_item(t.batch_id, t.seq)
                 return False, old
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed" and t.shard_last is not None:
+                raise ShardWouldComplete() from e
             if "TransactionConflict" in codes:
                 raise RetryableStoreError("transaction conflict") from e
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from scrapersky.domain.progress import ERROR_PREFIX, iso
-from scrapersky.ports import Transition
+from scrapersky.ports import Applied, Transition
 from scrapersky.services.context import Deps
 
 
@@ -25,7 +25,8 @@ def finish(
     result: dict[str, Any] | None = None,
     attempts_add: int = 1,
     create_if_missing: dict[str, Any] | None = None,
-) -> bool:
+    shard_last: int | None = None,
+) -> Applied:
     now = deps.clock.now()
     counters = {"succeeded" if succeeded else "failed": 1}
     if from_status == "in_progress":
@@ -57,6 +58,7 @@ def finish(
             error_sample=sample,
             now=now,
             create_if_missing=create_if_missing,
+            shard_last=shard_last,
         )
     )
 
@@ -72,7 +74,7 @@ def back_to_pending(
     proxy_id: str | None,
     code: str | None,
     message: str | None,
-) -> bool:
+) -> Applied:
     """A retry (attempt_spent) or a rate-limit deferral: the item waits in the queue again."""
     now = deps.clock.now()
     fields: dict[str, Any] = {}
@@ -97,7 +99,7 @@ def back_to_pending(
     )
 
 
-def cancel(deps: Deps, batch_id: str, seq: int, shard: int) -> bool:
+def cancel(deps: Deps, batch_id: str, seq: int, shard: int) -> Applied:
     now = deps.clock.now()
     return deps.store.transition(
         Transition(

@@ -142,11 +142,18 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
         message=outcome.message,
         http_status=outcome.http_status,
         result=outcome.result,
+        shard_last=_shard_share(meta, msg.shard) - 1,
     )
     if won:
-        finish_if_done(deps, msg.batch_id)
+        if won.shard_done:  # only the last item of a counter shard looks at the whole batch
+            finish_if_done(deps, msg.batch_id)
         metrics["succeeded" if succeeded else "failed"] = 1
     return Result("succeeded" if succeeded else f"failed:{outcome.code}", metrics=metrics)
+
+
+def _shard_share(meta: dict[str, Any], shard: int) -> int:
+    """How many of the batch's items count on this shard (seq % shards == shard)."""
+    return len(range(shard, int(meta["total_items"]), int(meta["shards"])))
 
 
 def _verified(deps: Deps, lease: Lease, now: float) -> bool:
