@@ -24,6 +24,7 @@ from scrapersky.ports import Lease, ProxyPool
 SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
 BEST_FEW = 3
+FRESH_S = 0.5
 BUSY_RETRY_S = 1.0
 PROXY_PREFIX = "p_"
 TICKET_PREFIX = "host#"
@@ -60,6 +61,7 @@ class DynamoProxyPool(ProxyPool):
         self._snapshot: list[dict[str, Any]] = []
         self._snapshot_at = -1e18
         self._hosts: dict[str, dict[str, Any]] = {}
+        self._seen: dict[str, float] = {}  # when this container last saw a proxy's true state
         self.stats = {"leases": 0, "conflicts": 0, "calls": 0}
 
     # ---- records -----------------------------------------------------------------------------------------
@@ -151,10 +153,20 @@ class DynamoProxyPool(ProxyPool):
             ready = [p for p in free if self._open_at(p, host, now) <= now + max_wait_s]
             if not ready:
                 continue
-            # Random among the best few: workers spread over proxies instead of all fighting for the first.
-            ready.sort(key=lambda p: (p.get("proxy_id") == avoid, self._open_at(p, host, now)))
-            best = ready[: max(BEST_FEW, 1)]
-            self.rng.shuffle(best)
+            # A proxy this container itself just saw free (it released it, or a refusal told its state) is
+            # almost surely still free: try it first. Then random among the few that open soonest, so
+            # workers sharing a stale snapshot spread out instead of all fighting for the first.
+            self.rng.shuffle(ready)
+            ready.sort(
+                key=lambda p: (
+                    p.get("proxy_id") == avoid,
+                    self._open_at(p, host, now),
+                    now - self._seen.get(str(p.get("proxy_id")), -1e18) > FRESH_S,
+                )
+            )
+            best = ready[:BEST_FEW]
+            if not (best and now - self._seen.get(str(best[0].get("proxy_id")), -1e18) <= FRESH_S):
+                self.rng.shuffle(best)
             for p in (best + ready[BEST_FEW:])[:MAX_CLAIM_TRIES]:
                 try:
                     return self._claim(p, host, owner, now, lease_s)
@@ -200,12 +212,12 @@ class DynamoProxyPool(ProxyPool):
                 # the refusal carries the proxy's current state: the next pick in this container is better informed
                 current = de_item(e.response.get("Item"))
                 if current:
-                    self._remember(current)
+                    self._remember(current, now)
                 raise LeaseConflict(p["proxy_id"]) from e
             raise_if_retryable(e)
             raise
         rec = de_item(got["Attributes"]) or {}
-        self._remember(rec)
+        self._remember(rec, now)
         self.stats["leases"] += 1
         return Lease(
             proxy_id=rec["proxy_id"],
@@ -218,8 +230,9 @@ class DynamoProxyPool(ProxyPool):
             last_success_at=rec.get("last_success_at"),
         )
 
-    def _remember(self, rec: dict[str, Any]) -> None:
+    def _remember(self, rec: dict[str, Any], now: float) -> None:
         """Keep this container's snapshot honest about what it changed itself."""
+        self._seen[str(rec.get("proxy_id"))] = now
         for p in self._snapshot:
             if p.get("proxy_id") == rec.get("proxy_id"):
                 p.clear()
@@ -283,7 +296,7 @@ class DynamoProxyPool(ProxyPool):
                 return  # our lease lapsed and someone else holds the proxy: leave their lease alone
             raise
         rec = de_item(got["Attributes"]) or {}
-        self._remember(rec)
+        self._remember(rec, now)
         if outcome == "rate_limited" and new.ceiling is not None:
             self._share_ceiling(host, new.ceiling)
         if proxy_fault and int(rec.get("consecutive_errors", 0)) >= self.quarantine_after:
