@@ -40,7 +40,6 @@ def site_figures(site: Site, started: float, finished: float, pages: int, capaci
         "goodput": round(fetched / elapsed / capacity, 3),
         "times": times,
         "rejections": [(round(t - started, 2), c) for t, c in site.stats.rejections],
-        "first_arrivals": [(round(t - started, 2), s) for t, c, s in site.stats.arrivals if c == "127.0.0.2"][:14],
     }
 
 

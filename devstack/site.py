@@ -33,7 +33,6 @@ class SiteStats:
     by_client: Counter = field(default_factory=Counter)
     first_ok: dict[str, float] = field(default_factory=dict)
     ok_times: list[float] = field(default_factory=list)
-    arrivals: list[tuple[float, str, int]] = field(default_factory=list)  # (time, client, status)
 
 
 class RateLimiter:
@@ -118,7 +117,6 @@ class Site:
         now = time.time()
         if kind == "limited":
             retry = self.limiter.admit(client, now)
-            self.stats.arrivals.append((now, client, 200 if retry is None else 429))
             if retry is not None:
                 self.stats.rejected += 1
                 self.stats.rejections.append((now, client))
