@@ -159,3 +159,18 @@ def test_authorizer_maps_a_known_key_to_its_tenant_and_refuses_others(harness, e
         ev["headers"]["Authorization"] = bad
         with pytest.raises(Exception, match="Unauthorized"):
             entrypoints.authorizer_handler(ev, lambda_context)
+
+
+def test_forged_cursors_and_ids_are_4xx_not_500(harness):
+    import base64
+
+    _, created = harness.api("batches", "POST", "/batches", {"items": ["https://example.com/"], "start": False})
+    bid = created["batch_id"]
+    forged = base64.urlsafe_b64encode(json.dumps({"pk": "B#b_someone_else", "sk": "I#000001"}).encode()).decode()
+    for path in (f"/batches/{bid}/items", "/batches"):
+        for cursor in (forged, base64.urlsafe_b64encode(b'{"a": 1}').decode(), "bm90IGpzb24="):
+            got, body = harness.api("status", "GET", path, query={"cursor": cursor})
+            assert got == 422, (path, cursor, body)
+            assert "cursor" in body["message"]
+    assert harness.api("status", "GET", "/batches/b_" + "x" * 3000)[0] == 404
+    assert harness.api("batches", "POST", "/batches/../../etc/cancel")[0] in (404, 405)

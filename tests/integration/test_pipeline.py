@@ -28,9 +28,12 @@ def items(harness, batch_id, **query):
     return body["items"]
 
 
-def assert_adds_up(view):
-    parts = view["succeeded"] + view["failed"] + view["cancelled"] + view["in_progress"] + view["pending"]
-    assert parts == view["total_items"]
+def assert_matches_items(harness, view):
+    """The counters agree with the item records themselves, status by status (not only in sum)."""
+    rows = items(harness, view["batch_id"])
+    assert len(rows) == view["total_items"]
+    for status in ("succeeded", "failed", "cancelled", "in_progress", "pending"):
+        assert sum(r["status"] == status for r in rows) == view[status], status
 
 
 def test_mixed_batch_ends_partial_with_exact_counts_and_page_results(harness, pool, site):
@@ -63,6 +66,7 @@ def test_mixed_batch_ends_partial_with_exact_counts_and_page_results(harness, po
     missing = by_item[f"{base}/missing/1"]
     assert (missing["status"], missing["http_status"], missing["error"]["code"]) == ("failed", 404, "http_404")
     assert [i["item"] for i in items(harness, created["batch_id"], status="failed")] == [f"{base}/missing/1"]
+    assert_matches_items(harness, view)
 
 
 def test_rate_limited_pages_all_succeed_without_spending_attempts(harness, pool):
@@ -141,7 +145,7 @@ def test_cancel_mid_flight_ends_unfinished_items_cancelled(harness, pool, site):
     assert view["status"] == "cancelled"
     assert view["succeeded"] == len(first)
     assert view["cancelled"] == 6 - len(first)
-    assert_adds_up(view)
+    assert_matches_items(harness, view)
     status, body = harness.api("batches", "POST", f"/batches/{created['batch_id']}/cancel")
     assert status == 409
 
@@ -221,3 +225,43 @@ def test_the_batch_finishes_once_every_shard_is_done_across_many_shards(harness,
     harness.drain(timeout=180)
     view = batch(harness, created["batch_id"])
     assert (view["status"], view["succeeded"], view["pending"]) == ("completed", 300, 0)
+
+
+def test_cancel_ends_an_item_whose_worker_crashed_mid_fetch(harness, pool, site):
+    created = create(harness, [f"{site.base_url}/page/1"])
+    harness.drain(queues=("FanoutQueue",))
+    [msg] = harness.receive("WorkQueue")
+    now = harness.deps.clock.now()
+    # a worker claimed it and died: its claim has lapsed, the item is still in_progress
+    harness.deps.store.claim_item(created["batch_id"], 0, 0, "crashed-worker", now - 1, now - 100)
+    assert batch(harness, created["batch_id"])["in_progress"] == 1
+    assert harness.api("batches", "POST", f"/batches/{created['batch_id']}/cancel")[0] == 202
+    harness.deliver("WorkQueue", "worker", [msg])  # the redelivery after the visibility timeout
+    harness.drain()
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["cancelled"], view["in_progress"]) == ("cancelled", 1, 0)
+    assert_matches_items(harness, view)
+
+
+def test_a_redelivery_closes_a_batch_whose_worker_died_after_the_final_write(harness, pool, site):
+    from scrapersky.services import items as item_transitions
+
+    created = create(harness, [f"{site.base_url}/page/1"])
+    harness.drain(queues=("FanoutQueue",))
+    [msg] = harness.receive("WorkQueue")
+    now = harness.deps.clock.now()
+    harness.deps.store.claim_item(created["batch_id"], 0, 0, "dying-worker", now + 30, now)
+    item_transitions.finish(
+        harness.deps,
+        created["batch_id"],
+        0,
+        0,
+        "dying-worker",
+        "in_progress",
+        succeeded=True,
+        item=f"{site.base_url}/page/1",
+    )  # ...and the worker died before closing the batch
+    assert batch(harness, created["batch_id"])["status"] == "pending"  # the item is done, the batch is not closed
+    harness.deliver("WorkQueue", "worker", [msg])
+    view = batch(harness, created["batch_id"])
+    assert (view["status"], view["succeeded"]) == ("completed", 1)

@@ -66,7 +66,7 @@ def test_proxy_errors_quarantine_the_proxy_and_the_health_check_brings_it_back(h
 
 def test_a_lease_books_the_hosts_next_slot_at_the_learnt_pace(one_proxy):
     first = one_proxy.lease("paced.example", "w1", NOW, 30)
-    one_proxy.release(first, "paced.example", NOW + 0.1, "success", None, False)
+    one_proxy.release(first, "paced.example", NOW + 0.04, "success", None, False)
     with pytest.raises(NoProxyAvailable) as early:
         one_proxy.lease("paced.example", "w2", NOW + 0.2, 30)
     assert early.value.retry_at == pytest.approx(NOW + 1 / 1.5, abs=1e-3)  # 1 req/s, sped up by the success
@@ -82,3 +82,10 @@ def test_waiting_items_get_spread_tickets_in_line(one_proxy):
     assert tickets[0] == NOW + 5
     assert tickets == sorted(tickets) and len(set(tickets)) == 4
     assert tickets[1] - tickets[0] == pytest.approx(1.0, abs=1e-3)  # one proxy at 1 req/s
+
+
+def test_a_slow_request_pushes_the_next_slot_so_the_site_still_sees_the_pace(one_proxy):
+    lease = one_proxy.lease("cold.example", "w1", NOW, 30)
+    one_proxy.release(lease, "cold.example", NOW + 0.45, "success", None, False)  # a cold, slow first request
+    nxt = one_proxy.lease("cold.example", "w2", NOW + 0.5, 30, max_wait_s=2.0)
+    assert nxt.start_at == pytest.approx(NOW + 0.40 + 1 / 1.5, abs=1e-3)

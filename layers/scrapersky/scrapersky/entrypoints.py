@@ -101,9 +101,13 @@ def _pool_stat(deps: Deps, name: str) -> int:
 def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
     cache = worker.InvocationCache()
 
-    def on_record(record: SQSRecord) -> str:
+    def on_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
         msg = WorkMessage.model_validate_json(record.body)
         logger.append_keys(batch_id=msg.batch_id, item_seq=msg.seq, tenant_id=msg.tenant_id)
+        if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < (msg.timeout_s + 10) * 1000:
+            # not enough of this invocation left to fetch it safely: hand it back at once, untouched
+            deps.queue.change_visibility(record.receipt_handle, 0)
+            raise worker.Deferred(0.0, "invocation_time_low")
         try:
             result = worker.handle_record(
                 deps, msg, record.receipt_handle, int(record.attributes.approximate_receive_count or 1), cache

@@ -98,6 +98,10 @@ class BatchStore(abc.ABC):
         """Conditional status change of the batch record; False when it was not in from_status."""
 
     @abc.abstractmethod
+    def mark(self, batch_id: str, fields: dict[str, Any]) -> None:
+        """Sets bookkeeping fields on the batch record, whatever its status."""
+
+    @abc.abstractmethod
     def put_items(
         self, batch_id: str, tenant_id: str, shards: int, first_seq: int, items: list[str], now: float
     ) -> list[tuple[int, str]]:

@@ -12,6 +12,7 @@ Batches queued behind a busy group carry gwpk/gwsk (sparse GSI group_wait) until
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,14 +61,20 @@ def _encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+def decode_cursor(cursor: str | None, keys: frozenset[str], prefix: tuple[str, str]) -> dict[str, Any] | None:
+    """A cursor is a start key we gave out: exactly these string keys, and `prefix[0]` starting with prefix[1]."""
     if not cursor:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError) as e:
         raise ValueError("cursor is not valid") from e
-    if not isinstance(key, dict):
+    if (
+        not isinstance(key, dict)
+        or set(key) != keys
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
+        or not key[prefix[0]].startswith(prefix[1])
+    ):
         raise ValueError("cursor is not valid")
     return key
 
@@ -217,7 +224,7 @@ class DynamoBatchStore(BatchStore):
             filters.append("#g = :g")
             names["#g"] = "group"
             vals["g"] = group
-        start = decode_cursor(cursor)
+        start = decode_cursor(cursor, frozenset({"pk", "sk", "gsi1pk", "gsi1sk"}), ("gsi1pk", f"T#{tenant_id}"))
         found: list[dict[str, Any]] = []
         while len(found) < limit:
             kwargs: dict[str, Any] = {
@@ -283,6 +290,18 @@ class DynamoBatchStore(BatchStore):
                 return False
             raise_if_retryable(e)
             raise
+
+    def mark(self, batch_id: str, fields: dict[str, Any]) -> None:
+        names = {f"#m{i}": k for i, k in enumerate(fields)}
+        vals = {f"m{i}": v for i, v in enumerate(fields.values())}
+        self.ddb.update_item(
+            TableName=self.table,
+            Key={"pk": ser(batch_pk(batch_id)), "sk": ser(META_SK)},
+            UpdateExpression="SET " + ", ".join(f"#m{i} = :m{i}" for i in range(len(fields))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values(**vals),
+        )
 
     # ---- groups ------------------------------------------------------------------------------------------
     def _take_group_op(self, tenant: str, group: str, batch_id: str) -> dict[str, Any]:
@@ -374,7 +393,7 @@ class DynamoBatchStore(BatchStore):
     def query_items(
         self, batch_id: str, status: str | None, limit: int, cursor: str | None, consistent: bool = False
     ) -> tuple[list[dict[str, Any]], str | None]:
-        start = decode_cursor(cursor)
+        start = decode_cursor(cursor, frozenset({"pk", "sk"}), ("pk", batch_pk(batch_id)))
         found: list[dict[str, Any]] = []
         while len(found) < limit:
             kwargs: dict[str, Any] = {
@@ -456,20 +475,20 @@ class DynamoBatchStore(BatchStore):
             raise
 
     def transition(self, t: Transition) -> Applied:
+        current, shard_done = t, t.shard_last is None
         for _ in range(_TXN_RETRIES):
             try:
-                won, _old = self._transact(t)
-                shard_done = False
+                won, _old = self._transact(current)
             except ShardWouldComplete:
                 # this transition finishes the shard's last item: apply it without the guard and say so
-                won, _old = self._transact(replace(t, shard_last=None))
-                shard_done = True
+                current, shard_done = replace(t, shard_last=None), True
+                continue
             except RetryableStoreError:
                 time.sleep(0.05)
                 continue
             if won and t.error_sample:
                 self._add_sample(t.batch_id, t.shard, t.error_sample)
-            return Applied(won, shard_done=won and (shard_done or t.shard_last is None))
+            return Applied(won, shard_done=won and shard_done)
         raise RetryableStoreError(f"transition of {t.batch_id}/{t.seq} kept conflicting")
 
     def _transact(self, t: Transition, first_start: bool = False) -> tuple[bool, dict[str, Any] | None]:
@@ -567,7 +586,8 @@ class DynamoBatchStore(BatchStore):
             raise
 
     def _add_sample(self, batch_id: str, shard: int, sample: dict[str, Any]) -> None:
-        try:
+        # best effort: the sample is a convenience, the counters already hold the truth
+        with contextlib.suppress(ClientError):
             self.ddb.update_item(
                 TableName=self.table,
                 Key={"pk": ser(batch_pk(batch_id)), "sk": ser(shard_sk(shard))},
@@ -575,6 +595,3 @@ class DynamoBatchStore(BatchStore):
                 ConditionExpression="attribute_not_exists(error_samples) OR size(error_samples) < :max",
                 ExpressionAttributeValues=values(empty=[], one=[sample], max=3),
             )
-        except ClientError as e:
-            if not is_condition_failure(e):
-                raise

@@ -25,6 +25,7 @@ SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
 BEST_FEW = 3
 FRESH_S = 0.5
+ROUND_TRIP_SLACK_S = 0.05
 BUSY_RETRY_S = 1.0
 PROXY_PREFIX = "p_"
 TICKET_PREFIX = "host#"
@@ -257,9 +258,12 @@ class DynamoProxyPool(ProxyPool):
             sets.append("consecutive_errors = :zero")
             sets.append("last_success_at = :now")
             # The slot booked at lease time used this container's snapshot of the pace, which may be stale;
-            # only the lease holder writes the pace, so here it is exact: fix the next slot with it.
+            # only the lease holder writes the pace, so here it is exact: fix the next slot with it. The site
+            # counts from when the request reached it, which a slow (cold) request pushes late: space from
+            # then too, estimated as the answer's time less a normal round trip.
             names["#n"] = next_key(host)
-            vals["next"] = lease.start_at + self.pacing.interval(new.rate)
+            reached = max(lease.start_at, now - ROUND_TRIP_SLACK_S)
+            vals["next"] = reached + self.pacing.interval(new.rate)
             sets.append("#n = :next")
         elif outcome == "rate_limited":
             new = pace.after_rate_limit(self.pacing)

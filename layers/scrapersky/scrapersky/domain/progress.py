@@ -80,7 +80,7 @@ def batch_view(meta: dict[str, Any], counts: Counts, now: float) -> dict[str, An
     duration = round(end - started, 3) if started else None
     throughput = None
     eta = None
-    processed_here = finished - int(meta.get("cancelled_at_start", 0))
+    processed_here = finished - counts.cancelled  # throughput counts the items that were worked on
     if started and duration and duration > 0 and processed_here > 0:
         throughput = round(processed_here / duration * 60, 2)
         if not status.terminal and finished < total:

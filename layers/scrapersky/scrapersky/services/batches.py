@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from typing import Any
 
@@ -14,6 +15,7 @@ from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import batch_ended, start_next_in_group
 
 CHUNK_BYTES = 200_000
+_BATCH_ID = re.compile(r"^b_[0-9a-z]{20,40}$")  # an id we could have given out; anything else is a 404
 
 
 def new_batch_id(now: float) -> str:
@@ -107,11 +109,11 @@ def _send_chunks(deps: Deps, record: dict[str, Any], items: list[str]) -> None:
         for first, chunk in chunk_items(items, deps.settings.chunk_items)
     ]
     deps.queue.send_fanout(messages)
-    deps.store.update_status(bid, record["status"], (record["status"],), deps.clock.now(), {"fanout_sent": True})
+    deps.store.mark(bid, {"fanout_sent": True})
 
 
 def _owned_meta(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
-    meta = deps.store.get_meta(batch_id) if batch_id.startswith("b_") else None
+    meta = deps.store.get_meta(batch_id) if _BATCH_ID.match(batch_id) else None
     if meta is None or meta.get("tenant_id") != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
     return meta
@@ -146,7 +148,7 @@ def cancel_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
 
 
 def get_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
-    full = deps.store.get_batch(batch_id) if batch_id.startswith("b_") else None
+    full = deps.store.get_batch(batch_id) if _BATCH_ID.match(batch_id) else None
     if full is None or full[0].get("tenant_id") != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
     meta, shards = full

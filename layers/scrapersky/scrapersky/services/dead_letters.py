@@ -27,6 +27,9 @@ def handle(deps: Deps, body: str) -> str:
         if meta is None:
             return "unknown_batch"
         rec = deps.store.get_item(batch_id, seq) or {}
+        if meta["status"] == "cancelled" and rec.get("status") == "pending":
+            items.cancel(deps, batch_id, seq, seq % int(meta["shards"]))  # cancelled, not a failure
+            return "item_cancelled"
         item = str(rec.get("item") or data.get("item") or "")
         items.fail_whatever_state(
             deps,

@@ -164,3 +164,22 @@ def fail_whatever_state(
         ):
             return True
     return False
+
+
+def cancel_claimed(deps: Deps, batch_id: str, seq: int, shard: int, token: str) -> Applied:
+    """Cancels an item this delivery holds the claim of (taken over from a crashed worker)."""
+    now = deps.clock.now()
+    return deps.store.transition(
+        Transition(
+            batch_id,
+            seq,
+            shard,
+            "cancelled",
+            ("in_progress",),
+            token,
+            set_fields={"finished_at": now},
+            remove_fields=("claim", "claim_until"),
+            counters={"cancelled": 1, "in_progress": -1},
+            now=now,
+        )
+    )

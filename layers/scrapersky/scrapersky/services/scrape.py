@@ -59,6 +59,8 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
             deferrals += 1
             avoid = lease.proxy_id
             last_error = (outcome.code or "rate_limited", outcome.message or "rate limited")
+            if done >= deadline:
+                return _view(url, "failed", attempts, deferrals, started, done, outcome.http_status, None, last_error)
             continue
         ok = outcome.kind is OutcomeKind.SUCCESS
         deps.pool.release(lease, host, done, "success" if ok else "failed", None, outcome.proxy_fault)

@@ -57,19 +57,51 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     meta = cache.metas[msg.batch_id]
     if meta is None:
         return Result("dropped_unknown_batch")
-    if meta["status"] == "cancelled":
-        items.cancel(deps, msg.batch_id, msg.seq, msg.shard)
-        return Result("cancelled")
-    host = urlsplit(msg.item).hostname or ""
-    settings = deps.settings
     now = deps.clock.now()
     owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}"
+    if meta["status"] == "cancelled":
+        return _cancel(deps, msg, owner, now)
+    host = urlsplit(msg.item).hostname or ""
+    settings = deps.settings
     try:
         lease = deps.pool.lease(host, owner, now, settings.lease_seconds, max_wait_s=settings.pacing_max_wait_s)
     except NoProxyAvailable as e:
         # Come back exactly when a proxy can take the host, in line behind the items already waiting for it.
         wake = deps.pool.take_ticket(host, now, e.retry_at)
         return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, max(0.0, wake - now)), metrics={"deferred": 1})
+    try:
+        return _with_lease(deps, msg, meta, cache, lease, host, owner, now, rng)
+    except Exception:
+        # never keep a proxy on an error: a release that already happened is fenced off and changes nothing
+        deps.pool.release(lease, host, deps.clock.now(), "unused", None, False)
+        raise
+
+
+def _cancel(deps: Deps, msg: WorkMessage, owner: str, now: float) -> Result:
+    """An item of a cancelled batch ends cancelled, also one whose worker crashed (its claim lapsed)."""
+    if items.cancel(deps, msg.batch_id, msg.seq, msg.shard):
+        return Result("cancelled")
+    claim = deps.store.claim_item(msg.batch_id, msg.seq, msg.shard, owner, now + deps.settings.lease_seconds, now)
+    if isinstance(claim, ClaimRefused):
+        if claim.terminal:
+            return Result("already_finished")
+        return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
+    items.cancel_claimed(deps, msg.batch_id, msg.seq, msg.shard, owner)
+    return Result("cancelled")
+
+
+def _with_lease(
+    deps: Deps,
+    msg: WorkMessage,
+    meta: dict[str, Any],
+    cache: InvocationCache,
+    lease: Lease,
+    host: str,
+    owner: str,
+    now: float,
+    rng: random.Random,
+) -> Result:
+    settings = deps.settings
     if not _verified(deps, lease, now):
         deps.pool.release(lease, host, deps.clock.now(), "failed", None, True)
         return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1})
@@ -77,6 +109,8 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     if isinstance(claim, ClaimRefused):
         deps.pool.release(lease, host, deps.clock.now(), "unused", None, False)
         if claim.terminal:
+            # a delivery that crashed after the item's final write may not have closed the batch: do it now
+            finish_if_done(deps, msg.batch_id)
             return Result("duplicate_delivery")
         return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
     if claim.last_proxy == lease.proxy_id and claim.attempts > 0:
