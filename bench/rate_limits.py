@@ -89,6 +89,11 @@ def run_scrapersky(
     admin = Client(stack.api_url, stack.admin_key)
     for p in admin.proxies()["proxies"]:
         admin.delete_proxy(p["proxy_id"])  # a fresh pool: nothing learnt from the previous run
+    boto3.client(
+        "dynamodb", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    ).delete_item(
+        TableName=stack.outputs["ProxiesTableName"], Key={"proxy_id": {"S": "host#localhost"}}
+    )  # nor of the host
     for p in proxies:
         admin.add_proxy(p.url)
     client = Client(stack.api_url, stack.api_key)

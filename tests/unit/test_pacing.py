@@ -38,3 +38,10 @@ def test_a_pool_of_paced_proxies_stays_just_under_a_token_bucket_site():
             next_at = pace.next_allowed(POLICY, t, 1.0)
     assert ok / 60 / 2 > 0.9
     assert refused / ok < 0.05
+
+
+def test_a_refusal_at_the_learnt_ceiling_lowers_it_only_a_little():
+    at_limit = HostPace(rate=1.9, ceiling=1.9)
+    after = at_limit.after_rate_limit(POLICY)
+    assert after.ceiling == 1.9 * POLICY.ceiling_step
+    assert after.rate == 1.9 * POLICY.decrease

@@ -20,6 +20,7 @@ class PacingPolicy:
     increase: float = 0.1  # afterwards, added to the rate after each success (req/s)
     decrease: float = 0.7  # the rate is multiplied by this after a 429
     ceiling_margin: float = 0.85  # the ceiling is set this far below a refused rate
+    ceiling_step: float = 0.97  # a refusal at (or under) the ceiling lowers it this much
     ceiling_creep: float = 1.0003  # the ceiling rises this much with each success
 
     def interval(self, rate: float) -> float:
@@ -39,9 +40,10 @@ class HostPace:
         return HostPace(rate=rate, ceiling=ceiling)
 
     def after_rate_limit(self, policy: PacingPolicy) -> HostPace:
-        ceiling = self.rate * policy.ceiling_margin
-        if self.ceiling is not None:
-            ceiling = min(ceiling, self.ceiling)
+        if self.ceiling is None:  # overshoot in slow start: the limit lies somewhere below, keep a margin
+            ceiling = self.rate * policy.ceiling_margin
+        else:  # refused at the learnt limit (often timing jitter): the limit is just below, step down a little
+            ceiling = min(self.ceiling, self.rate) * policy.ceiling_step
         return HostPace(rate=max(policy.min_rate, self.rate * policy.decrease), ceiling=max(policy.min_rate, ceiling))
 
     def next_allowed(self, policy: PacingPolicy, now: float, retry_after_s: float | None) -> float:
