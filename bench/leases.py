@@ -11,13 +11,12 @@ import statistics
 import threading
 import time
 
-import boto3
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.errors import NoProxyAvailable
 
 from devstack.proxies import free_port
-from devstack.stack import REGION, LocalStack
+from devstack.stack import LocalStack, aws_client
 
 FETCH_S = 0.05  # how long a worker holds a proxy: a quick page
 
@@ -29,13 +28,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     args = ap.parse_args()
     with LocalStack(api_port=free_port()) as stack:
-        ddb = boto3.client(
-            "dynamodb",
-            endpoint_url=stack.endpoint,
-            region_name=REGION,
-            aws_access_key_id="t",
-            aws_secret_access_key="t",
-        )
+        ddb = aws_client("dynamodb", stack.endpoint)
         table = stack.outputs["ProxiesTableName"]
         pacing = PacingPolicy(default_rate=1000.0)  # measure contention, not pacing
         setup = DynamoProxyPool(table, ddb, pacing=pacing)

@@ -15,12 +15,11 @@ import subprocess
 import time
 from typing import Any
 
-import boto3
 from scrapersky_client import Client
 
 from devstack.proxies import ProxyServer, free_port, start_proxies
 from devstack.site import Site
-from devstack.stack import REGION, ROOT, LocalStack, log
+from devstack.stack import ROOT, LocalStack, aws_client, log
 
 OUT = ROOT / "bench" / "out"
 BENCH_PY = ROOT / ".venv-bench" / "bin" / "python"
@@ -44,9 +43,7 @@ def site_figures(site: Site, started: float, finished: float, pages: int, capaci
 
 
 def emf_sum(stack: LocalStack, names: tuple[str, ...], since_ms: int) -> dict[str, float]:
-    logs = boto3.client(
-        "logs", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
-    )
+    logs = aws_client("logs", stack.endpoint)
     totals = dict.fromkeys(names, 0.0)
     for group in logs.describe_log_groups()["logGroups"]:
         kwargs: dict[str, Any] = {"logGroupName": group["logGroupName"], "startTime": since_ms}
@@ -89,9 +86,7 @@ def run_scrapersky(
     admin = Client(stack.api_url, stack.admin_key)
     for p in admin.proxies()["proxies"]:
         admin.delete_proxy(p["proxy_id"])  # a fresh pool: nothing learnt from the previous run
-    boto3.client(
-        "dynamodb", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
-    ).delete_item(
+    aws_client("dynamodb", stack.endpoint).delete_item(
         TableName=stack.outputs["ProxiesTableName"], Key={"proxy_id": {"S": "host#localhost"}}
     )  # nor of the host
     for p in proxies:

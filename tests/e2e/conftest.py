@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from scrapersky_client import Client
 
 from devstack.proxies import free_port, start_proxies
 from devstack.site import Site
-from devstack.stack import BUILD, MINISTACK, REGION, LocalStack
+from devstack.stack import BUILD, MINISTACK, LocalStack, aws_client
 
 pytestmark = pytest.mark.e2e
 
@@ -52,9 +51,7 @@ def proxies(admin) -> Iterator[list[str]]:
 
 @pytest.fixture(scope="session")
 def sqs(stack):
-    return boto3.client(
-        "sqs", endpoint_url=stack.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
-    )
+    return aws_client("sqs", stack.endpoint)
 
 
 def adds_up(st: dict) -> bool:

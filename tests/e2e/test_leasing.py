@@ -6,24 +6,17 @@ from __future__ import annotations
 import threading
 import time
 
-import boto3
 import pytest
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.errors import NoProxyAvailable
 
-from devstack.stack import REGION
+from devstack.stack import aws_client
 
 pytestmark = pytest.mark.e2e
 
 
 def test_concurrent_workers_never_share_a_proxy(stack):
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    ddb = aws_client("dynamodb", stack.endpoint)
     table = f"lease-test-{int(time.time() * 1000)}"  # a pool of its own, apart from the proxies other tests use
     ddb.create_table(
         TableName=table,

@@ -265,3 +265,24 @@ def test_a_redelivery_closes_a_batch_whose_worker_died_after_the_final_write(har
     harness.deliver("WorkQueue", "worker", [msg])
     view = batch(harness, created["batch_id"])
     assert (view["status"], view["succeeded"]) == ("completed", 1)
+
+
+def test_a_record_the_invocation_has_no_time_left_for_goes_back_untouched(harness, pool, site):
+    from scrapersky.models import WorkMessage
+    from scrapersky.services import worker
+
+    created = create(harness, [f"{site.base_url}/page/1"])
+    harness.drain(queues=("FanoutQueue",))
+    [msg] = harness.receive("WorkQueue")
+    with pytest.raises(worker.Deferred):
+        worker.handle_record(
+            harness.deps,
+            WorkMessage.model_validate_json(msg["Body"]),
+            msg["ReceiptHandle"],
+            1,
+            worker.InvocationCache(),
+            remaining_ms=5_000,
+        )
+    assert site.stats.served["page"] == 0  # not fetched
+    assert batch(harness, created["batch_id"])["pending"] == 1
+    assert len(harness.receive("WorkQueue")) == 1  # visible again at once

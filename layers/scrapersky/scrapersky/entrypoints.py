@@ -95,7 +95,7 @@ def _sqs_handler(
 
 
 def _pool_stat(deps: Deps, name: str) -> int:
-    return int(getattr(deps.pool, "stats", {}).get(name, 0))
+    return deps.pool.stats.get(name, 0)
 
 
 def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
@@ -104,30 +104,22 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
     def on_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
         msg = WorkMessage.model_validate_json(record.body)
         logger.append_keys(batch_id=msg.batch_id, item_seq=msg.seq, tenant_id=msg.tenant_id)
-        if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < (msg.timeout_s + 10) * 1000:
-            # not enough of this invocation left to fetch it safely: hand it back at once, untouched
-            deps.queue.change_visibility(record.receipt_handle, 0)
-            raise worker.Deferred(0.0, "invocation_time_low")
+        remaining = lambda_context.get_remaining_time_in_millis() if lambda_context else None
+        receives = int(record.attributes.approximate_receive_count or 1)
         try:
-            result = worker.handle_record(
-                deps, msg, record.receipt_handle, int(record.attributes.approximate_receive_count or 1), cache
-            )
+            result = worker.handle_record(deps, msg, record.receipt_handle, receives, cache, remaining)
         except worker.Deferred as d:
-            _emit(d.metrics)
-            if d.host and d.metrics.get("rate_limited"):
-                # 429s per host: a dimension of its own, so one noisy site is visible on the dashboard
-                with single_metric(name="RateLimitedByHost", unit=MetricUnit.Count, value=1) as m:
-                    m.add_dimension(name="host", value=d.host[:200])
+            _emit(d.metrics, d.host)
             logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason})
             raise
-        _emit(result.metrics)
+        _emit(result.metrics, result.host)
         logger.info("item processed", extra={"outcome": result.outcome})
         return result.outcome
 
     return on_record
 
 
-def _emit(values: dict[str, float]) -> None:
+def _emit(values: dict[str, float], host: str | None = None) -> None:
     names = {
         "succeeded": "ItemsSucceeded",
         "failed": "ItemsFailed",
@@ -142,6 +134,10 @@ def _emit(values: dict[str, float]) -> None:
         metrics.add_metric(name="FetchLatency", unit=MetricUnit.Milliseconds, value=values["fetch_ms"])
     if "lease_wait_ms" in values:
         metrics.add_metric(name="LeaseWait", unit=MetricUnit.Milliseconds, value=values["lease_wait_ms"])
+    if host and values.get("rate_limited"):
+        # 429s per host: a dimension of its own, so one noisy site is visible on the dashboard
+        with single_metric(name="RateLimitedByHost", unit=MetricUnit.Count, value=1) as m:
+            m.add_dimension(name="host", value=host[:200])
 
 
 def _fanout_records(deps: Deps) -> Callable[[SQSRecord], Any]:

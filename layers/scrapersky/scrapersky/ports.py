@@ -155,7 +155,9 @@ class Lease:
 
 
 class ProxyPool(abc.ABC):
-    """The proxy records: leasing with conditional writes, per-host cooldowns, health."""
+    """The proxy records: leasing with conditional writes, per-host pacing, health."""
+
+    stats: dict[str, int]  # this container's counts: leases, conflicts, calls (for the metrics)
 
     @abc.abstractmethod
     def add(self, proxy_id: str, url: str, endpoint: str, labels: dict[str, str], now: float) -> None: ...

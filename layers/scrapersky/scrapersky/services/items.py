@@ -99,7 +99,9 @@ def back_to_pending(
     )
 
 
-def cancel(deps: Deps, batch_id: str, seq: int, shard: int) -> Applied:
+def cancel(deps: Deps, batch_id: str, seq: int, shard: int, claimed_by: str | None = None) -> Applied:
+    """Ends an item cancelled: one that has not started, or one this delivery holds the claim of (taken over
+    from a crashed worker)."""
     now = deps.clock.now()
     return deps.store.transition(
         Transition(
@@ -107,10 +109,11 @@ def cancel(deps: Deps, batch_id: str, seq: int, shard: int) -> Applied:
             seq,
             shard,
             "cancelled",
-            ("pending",),
-            None,
+            ("in_progress",) if claimed_by else ("pending",),
+            claimed_by,
             set_fields={"finished_at": now},
-            counters={"cancelled": 1},
+            remove_fields=("claim", "claim_until") if claimed_by else (),
+            counters={"cancelled": 1, "in_progress": -1} if claimed_by else {"cancelled": 1},
             now=now,
         )
     )
@@ -164,22 +167,3 @@ def fail_whatever_state(
         ):
             return True
     return False
-
-
-def cancel_claimed(deps: Deps, batch_id: str, seq: int, shard: int, token: str) -> Applied:
-    """Cancels an item this delivery holds the claim of (taken over from a crashed worker)."""
-    now = deps.clock.now()
-    return deps.store.transition(
-        Transition(
-            batch_id,
-            seq,
-            shard,
-            "cancelled",
-            ("in_progress",),
-            token,
-            set_fields={"finished_at": now},
-            remove_fields=("claim", "claim_until"),
-            counters={"cancelled": 1, "in_progress": -1},
-            now=now,
-        )
-    )

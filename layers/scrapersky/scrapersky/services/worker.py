@@ -86,7 +86,7 @@ def _cancel(deps: Deps, msg: WorkMessage, owner: str, now: float) -> Result:
         if claim.terminal:
             return Result("already_finished")
         return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
-    items.cancel_claimed(deps, msg.batch_id, msg.seq, msg.shard, owner)
+    items.cancel(deps, msg.batch_id, msg.seq, msg.shard, claimed_by=owner)
     return Result("cancelled")
 
 
@@ -126,19 +126,15 @@ def _with_lease(
     outcome = classify(fetched, done_at)
     metrics: dict[str, float] = {"lease_wait_ms": lease_wait_ms, "fetch_ms": (done_at - now) * 1000}
 
+    def requeue(attempt_spent: bool) -> None:
+        items.back_to_pending(
+            deps, msg.batch_id, msg.seq, msg.shard, owner, attempt_spent=attempt_spent, proxy_id=lease.proxy_id,
+            code=outcome.code, message=outcome.message,
+        )  # fmt: skip
+
     if outcome.kind is OutcomeKind.RATE_LIMITED:
         deps.pool.release(lease, host, done_at, "rate_limited", outcome.retry_after_s, False)
-        items.back_to_pending(
-            deps,
-            msg.batch_id,
-            msg.seq,
-            msg.shard,
-            owner,
-            attempt_spent=False,
-            proxy_id=lease.proxy_id,
-            code=outcome.code,
-            message=outcome.message,
-        )
+        requeue(attempt_spent=False)  # a deferral, not an attempt
         metrics["rate_limited"] = 1
         # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
         return Result("rate_limited", retry_in_s=0.0, metrics=metrics, host=host)
@@ -147,17 +143,7 @@ def _with_lease(
         lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None, outcome.proxy_fault
     )
     if outcome.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < msg.max_attempts:
-        items.back_to_pending(
-            deps,
-            msg.batch_id,
-            msg.seq,
-            msg.shard,
-            owner,
-            attempt_spent=True,
-            proxy_id=lease.proxy_id,
-            code=outcome.code,
-            message=outcome.message,
-        )
+        requeue(attempt_spent=True)
         metrics["retried"] = 1
         return Result(
             "retry", retry_in_s=min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng)), metrics=metrics
@@ -211,13 +197,22 @@ def _prefer_other_proxy(deps: Deps, lease: Lease, host: str, owner: str) -> Leas
 
 
 def handle_record(
-    deps: Deps, msg: WorkMessage, receipt_handle: str, receive_count: int, cache: InvocationCache
+    deps: Deps,
+    msg: WorkMessage,
+    receipt_handle: str,
+    receive_count: int,
+    cache: InvocationCache,
+    remaining_ms: int | None = None,
 ) -> Result:
     """Processes one SQS record; a message that must wait goes back with a precise visibility timeout.
 
     Rate-limit waits must never push a healthy item into the DLQ: close to maxReceiveCount the message is
-    re-sent as a fresh message (DelaySeconds, deferral counter) and the old one is deleted."""
-    result = process(deps, msg, cache)
+    re-sent as a fresh message (DelaySeconds, deferral counter) and the old one is deleted. A record the
+    invocation has no time left to fetch safely goes back at once, untouched."""
+    if remaining_ms is not None and remaining_ms < (msg.timeout_s + 10) * 1000:
+        result = Result("invocation_time_low", retry_in_s=0.0)
+    else:
+        result = process(deps, msg, cache)
     if result.retry_in_s is None:
         return result
     if receive_count >= deps.settings.work_max_receive_count - 2:
