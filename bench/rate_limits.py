@@ -23,6 +23,7 @@ from devstack.stack import ROOT, LocalStack, aws_client, log
 
 OUT = ROOT / "bench" / "out"
 BENCH_PY = ROOT / ".venv-bench" / "bin" / "python"
+SERIES = ("times", "admissions")  # per-request series: written to the series file, not printed
 
 
 def site_figures(site: Site, started: float, finished: float, pages: int, capacity: float) -> dict[str, Any]:
@@ -39,7 +40,25 @@ def site_figures(site: Site, started: float, finished: float, pages: int, capaci
         "goodput": round(fetched / elapsed / capacity, 3),
         "times": times,
         "rejections": [(round(t - started, 2), c) for t, c in site.stats.rejections],
+        "idle": idle_slots(site, started, finished),
+        "admissions": [(round(t - started, 3), c) for t, c in site.stats.admissions],
     }
+
+
+def idle_slots(site: Site, started: float, finished: float) -> dict[str, float]:
+    """Where proxy capacity went unused, in proxy-seconds: before each proxy's first admitted request, in
+    gaps between its requests longer than the site's interval, and after its last one until the end."""
+    interval = 1.0 / site.limiter.rate
+    by_client: dict[str, list[float]] = {}
+    for t, c in site.stats.admissions:
+        by_client.setdefault(c, []).append(t)
+    head = mid = tail = 0.0
+    for ts in by_client.values():
+        ts.sort()
+        head += ts[0] - started
+        mid += sum(max(0.0, b - a - interval) for a, b in zip(ts, ts[1:]))
+        tail += max(0.0, finished - ts[-1] - interval)
+    return {"head_s": round(head, 2), "gaps_s": round(mid, 2), "tail_s": round(tail, 2)}
 
 
 def emf_sum(stack: LocalStack, names: tuple[str, ...], since_ms: int) -> dict[str, float]:
@@ -96,7 +115,7 @@ def run_scrapersky(
     started = time.time()
     created = client.submit([f"{site.base_url}/limited/{i}" for i in range(pages)], options={"max_attempts": 3})
     try:
-        final = client.wait(created["batch_id"], timeout=timeout, interval=0.5)
+        final = client.wait(created["batch_id"], timeout=timeout, interval=0.2)
     except TimeoutError:
         client.cancel(created["batch_id"])
         final = client.status(created["batch_id"])
@@ -186,12 +205,12 @@ def main() -> None:
                 finally:
                     for p in proxies:
                         p.stop()
-                log(f"{behaviour}: {name}: " + json.dumps({k: v for k, v in rows[name].items() if k != "times"})[:3000])
-            report["runs"][behaviour] = {n: {k: v for k, v in r.items() if k != "times"} for n, r in rows.items()}
+                log(f"{behaviour}: {name}: " + json.dumps({k: v for k, v in rows[name].items() if k not in SERIES})[:3000])
+            report["runs"][behaviour] = {n: {k: v for k, v in r.items() if k not in SERIES} for n, r in rows.items()}
             series = {
                 "pages": args.pages,
                 "capacity_per_s": capacity,
-                "systems": {n: {"times": r["times"]} for n, r in rows.items()},
+                "systems": {n: {k: r[k] for k in SERIES} for n, r in rows.items()},
             }
             (OUT / f"series-{behaviour}.json").write_text(json.dumps(series))
             png = OUT / f"rate_limits_{behaviour}.png"

@@ -33,6 +33,7 @@ class SiteStats:
     by_client: Counter = field(default_factory=Counter)
     first_ok: dict[str, float] = field(default_factory=dict)
     ok_times: list[float] = field(default_factory=list)
+    admissions: list[tuple[float, str]] = field(default_factory=list)  # (when, client) of each 200 on /limited
 
 
 class RateLimiter:
@@ -133,6 +134,8 @@ class Site:
             )
             self.stats.served[kind] += 1
             self.stats.ok_times.append(now)
+            if kind == "limited":
+                self.stats.admissions.append((now, client))
             self.stats.first_ok.setdefault(path, now)
             self._send(req, 200, body)
         elif kind == "redirect":

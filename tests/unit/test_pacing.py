@@ -3,13 +3,15 @@ from scrapersky.domain.pacing import HostPace, PacingPolicy
 POLICY = PacingPolicy(default_rate=1.0)
 
 
-def test_successes_speed_up_fast_until_the_first_refusal_then_slowly_under_a_ceiling():
+def test_successes_speed_up_fast_until_the_first_refusal_then_stay_under_a_ceiling():
     pace = HostPace(1.0)
     pace = pace.after_success(POLICY)
     assert pace.rate == 1.5 and pace.ceiling is None  # slow start
     refused = pace.after_success(POLICY).after_rate_limit(POLICY)
     assert refused.rate == 2.25 * POLICY.decrease
     assert refused.ceiling == 2.25 * POLICY.ceiling_margin
+    back = refused.after_success(POLICY).after_success(POLICY)
+    assert back.rate == back.ceiling  # two successes climb back to the learnt limit
     later = refused
     for _ in range(50):
         later = later.after_success(POLICY)
@@ -45,3 +47,15 @@ def test_a_refusal_at_the_learnt_ceiling_lowers_it_only_a_little():
     after = at_limit.after_rate_limit(POLICY)
     assert after.ceiling == 1.9 * POLICY.ceiling_step
     assert after.rate == 1.9 * POLICY.decrease
+
+
+def test_a_site_that_halves_its_limit_is_followed_down():
+    """Refusals at the ceiling keep lowering it: within a few 429s the pace is under the new limit."""
+    pace, refusals = HostPace(rate=2.0, ceiling=2.0), 0
+    for _ in range(200):
+        if pace.rate > 1.0:  # the site now allows 1 request/s
+            pace, refusals = pace.after_rate_limit(POLICY), refusals + 1
+        else:
+            pace = pace.after_success(POLICY)
+    assert 0.8 < pace.rate <= 1.0
+    assert refusals <= 8

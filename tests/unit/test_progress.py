@@ -48,3 +48,11 @@ def test_chunks_keep_order_and_sequence_numbers():
     chunks = chunk_items(items, 100)
     assert [first for first, _ in chunks] == [0, 100, 200]
     assert [i for _, c in chunks for i in c] == items
+
+
+def test_a_small_first_chunk_starts_the_batch_sooner_without_changing_the_rest():
+    items = [f"https://e.example/{i}" for i in range(250)]
+    chunks = chunk_items(items, 100, first_items=10)
+    assert [(first, len(c)) for first, c in chunks] == [(0, 10), (10, 100), (110, 100), (210, 40)]
+    assert [i for _, c in chunks for i in c] == items
+    assert chunk_items(items[:5], 100, first_items=10) == [(0, items[:5])]

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     read_timeout_s: float = 15.0
     work_max_receive_count: int = 50  # the work queue's redrive maxReceiveCount
     chunk_items: int = 100
+    first_chunk_items: int = 10  # a small first fan-out chunk: the first results come sooner
     counter_shards_max: int = 16
     scrape_budget_s: float = 20.0
     quarantine_after: int = 3

@@ -259,8 +259,9 @@ class DynamoProxyPool(ProxyPool):
             sets.append("last_success_at = :now")
             # The slot booked at lease time used this container's snapshot of the pace, which may be stale;
             # only the lease holder writes the pace, so here it is exact: fix the next slot with it. The site
-            # counts from when the request reached it, which a slow (cold) request pushes late: space from
-            # then too, estimated as the answer's time less a normal round trip.
+            # counts from when the request reached it: no earlier than it left (`start_at`, the real send
+            # time), and a slow (cold) request reached it late, estimated as the answer's time less a
+            # normal round trip.
             names["#n"] = next_key(host)
             reached = max(lease.start_at, now - ROUND_TRIP_SLACK_S)
             vals["next"] = reached + self.pacing.interval(new.rate)

@@ -1,9 +1,11 @@
 """Pacing per (proxy, host): how fast one proxy may hit one host, learnt from the host's answers.
 
-Additive increase / multiplicative decrease, as TCP does: every success raises the rate a little;
-a 429 cuts it sharply, honours Retry-After, and remembers a ceiling just below the rate that was
-refused (like TCP's ssthresh), so the pace settles right under what the site allows instead of
-knocking on its limit again and again. The ceiling creeps up slowly so a site that relaxes is noticed.
+As TCP does with its window: until the first 429 the rate grows fast (slow start); a 429 cuts it
+sharply, honours Retry-After, and remembers a ceiling just below the rate that was refused (TCP's
+ssthresh), so the pace settles right under what the site allows instead of knocking on its limit again
+and again. After a cut the rate climbs back to the ceiling in a few successes (the ceiling is already
+below the refused rate; a slow climb only wastes the site's allowance). The ceiling creeps up slowly so
+a site that relaxes is noticed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ class PacingPolicy:
     min_rate: float = 0.02
     max_rate: float = 50.0
     slow_start: float = 1.5  # until the first 429 the rate grows by this factor per success (TCP slow start)
-    increase: float = 0.1  # afterwards, added to the rate after each success (req/s)
+    recovery: float = 1.25  # afterwards, the rate grows by this factor per success, up to the ceiling
     decrease: float = 0.7  # the rate is multiplied by this after a 429
     ceiling_margin: float = 0.85  # the ceiling is set this far below a refused rate
     ceiling_step: float = 0.97  # a refusal at (or under) the ceiling lowers it this much
@@ -36,7 +38,7 @@ class HostPace:
         if self.ceiling is None:  # nothing refused yet: probe fast
             return HostPace(rate=min(policy.max_rate, self.rate * policy.slow_start))
         ceiling = min(policy.max_rate, self.ceiling * policy.ceiling_creep)
-        rate = min(self.rate + policy.increase, ceiling)
+        rate = min(self.rate * policy.recovery, ceiling)
         return HostPace(rate=rate, ceiling=ceiling)
 
     def after_rate_limit(self, policy: PacingPolicy) -> HostPace:

@@ -28,13 +28,16 @@ def shard_totals(total: int, max_shards: int) -> list[int]:
     return [len(range(s, total, n)) for s in range(n)]
 
 
-def chunk_items(items: list[str], max_items: int) -> list[tuple[int, list[str]]]:
+def chunk_items(items: list[str], max_items: int, first_items: int | None = None) -> list[tuple[int, list[str]]]:
+    """Fan-out chunks in order. The first one may be smaller (`first_items`): its items are written and
+    dispatched in a few milliseconds, so workers start while the rest of the batch is still being stored."""
     chunks: list[tuple[int, list[str]]] = []
     cur: list[str] = []
     size = 0
     first = 0
     for i, item in enumerate(items):
-        if cur and (len(cur) >= max_items or size + len(item) > CHUNK_BYTES):
+        limit = first_items if first_items and not chunks else max_items
+        if cur and (len(cur) >= limit or size + len(item) > CHUNK_BYTES):
             chunks.append((first, cur))
             cur, size, first = [], 0, i
         cur.append(item)
@@ -106,7 +109,7 @@ def _send_chunks(deps: Deps, record: dict[str, Any], items: list[str]) -> None:
     bid = record["batch_id"]
     messages = [
         FanoutMessage(type="chunk", batch_id=bid, tenant_id=record["tenant_id"], first_seq=first, items=chunk)
-        for first, chunk in chunk_items(items, deps.settings.chunk_items)
+        for first, chunk in chunk_items(items, deps.settings.chunk_items, deps.settings.first_chunk_items)
     ]
     deps.queue.send_fanout(messages)
     deps.store.mark(bid, {"fanout_sent": True})

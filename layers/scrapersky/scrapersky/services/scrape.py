@@ -13,6 +13,7 @@ from scrapersky.domain.targets import InvalidTarget, normalise_items
 from scrapersky.errors import InvalidInput, NoProxyAvailable
 from scrapersky.models import ScrapeRequest
 from scrapersky.services.context import Deps
+from scrapersky.services.slots import wait_for_slot
 
 
 def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
                 ) from None
             sleep(max(0.05, e.retry_at - now))
             continue
-        deps.clock.sleep(lease.start_at - deps.clock.now())
+        lease = wait_for_slot(deps, lease)
         fetched = deps.fetcher.fetch(
             url, lease.url, min(req.options.timeout_s, max(1.0, deadline - now)), req.options.max_bytes
         )

@@ -15,6 +15,7 @@ from scrapersky.ports import ClaimRefused, Lease
 from scrapersky.services import items
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
+from scrapersky.services.slots import wait_for_slot
 
 MAX_DEFER_S = 900.0
 
@@ -118,8 +119,8 @@ def _with_lease(
     if msg.batch_id not in cache.started and meta["status"] == "pending":
         deps.store.update_status(msg.batch_id, "processing", ("pending",), now, {"started_at": now})
     cache.started.add(msg.batch_id)
-    deps.clock.sleep(lease.start_at - deps.clock.now())  # the booked pacing slot (at most pacing_max_wait_s)
-    lease_wait_ms = (deps.clock.now() - now) * 1000
+    lease = wait_for_slot(deps, lease)
+    lease_wait_ms = (lease.start_at - now) * 1000
 
     fetched = deps.fetcher.fetch(msg.item, lease.url, msg.timeout_s, msg.max_bytes)
     done_at = deps.clock.now()
