@@ -10,12 +10,15 @@ ScraperSky also AWS API calls per item and lease conflicts per lease. Writes a P
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
-from scrapersky_client import Client
+from scrapersky_client import ApiError, Client
 
 from devstack.proxies import ProxyServer, free_port, start_proxies
 from devstack.site import Site
@@ -56,7 +59,7 @@ def idle_slots(site: Site, started: float, finished: float) -> dict[str, float]:
     for ts in by_client.values():
         ts.sort()
         head += ts[0] - started
-        mid += sum(max(0.0, b - a - interval) for a, b in zip(ts, ts[1:]))
+        mid += sum(max(0.0, b - a - interval) for a, b in itertools.pairwise(ts))
         tail += max(0.0, finished - ts[-1] - interval)
     return {"head_s": round(head, 2), "gaps_s": round(mid, 2), "tail_s": round(tail, 2)}
 
@@ -100,14 +103,23 @@ def warm_up(stack: LocalStack, workers: int) -> None:
 
 
 def run_scrapersky(
-    stack: LocalStack, site: Site, proxies: list[ProxyServer], pages: int, capacity: float, timeout: float
+    stack: LocalStack,
+    site: Site,
+    proxies: list[ProxyServer],
+    pages: int,
+    capacity: float,
+    timeout: float,
+    known_rate: float | None = None,
 ) -> dict[str, Any]:
+    """From scratch (nothing learnt from the previous run, nothing configured), or with the site's limit per
+    address configured for the host (`known_rate`), as an operator who knows it would."""
     admin = Client(stack.api_url, stack.admin_key)
     for p in admin.proxies()["proxies"]:
-        admin.delete_proxy(p["proxy_id"])  # a fresh pool: nothing learnt from the previous run
-    aws_client("dynamodb", stack.endpoint).delete_item(
-        TableName=stack.outputs["ProxiesTableName"], Key={"proxy_id": {"S": "host#localhost"}}
-    )  # nor of the host
+        admin.delete_proxy(p["proxy_id"])  # the previous run's proxies are gone
+    with contextlib.suppress(ApiError):  # 404: nothing known of the host yet
+        admin.forget_host("localhost")
+    if known_rate:
+        admin.configure_host("localhost", rate=known_rate)
     for p in proxies:
         admin.add_proxy(p.url)
     client = Client(stack.api_url, stack.api_key)
@@ -121,7 +133,9 @@ def run_scrapersky(
         final = client.status(created["batch_id"])
     figures = site_figures(site, started, time.time(), pages, capacity)
     time.sleep(3)  # let the last EMF lines reach the log store
-    emf = emf_sum(stack, ("AwsApiCalls", "LeaseConflicts", "Leases", "MessagesHandled", "ItemsSucceeded"), since)
+    emf = emf_sum(
+        stack, ("AwsApiCalls", "LeaseConflicts", "Leases", "MessagesHandled", "ItemsSucceeded", "ItemsDeferred"), since
+    )
     paces = {p["endpoint"]: p["pace"] for p in admin.proxies()["proxies"]}
     per_proxy = dict(site.stats.by_client)
     figures.update(
@@ -133,6 +147,7 @@ def run_scrapersky(
         learnt_pace=paces,
         admitted_per_proxy=per_proxy,
         deliveries_per_item=round(emf["MessagesHandled"] / pages, 2),
+        deferrals=int(emf["ItemsDeferred"]),
     )
     return figures
 
@@ -190,22 +205,34 @@ def main() -> None:
         for behaviour in args.behaviours.split(","):
             escalate = behaviour == "escalating"
             rows: dict[str, dict[str, Any]] = {}
-            systems = [("ScraperSky", None)] + (
-                [] if args.skip_scrapy else [("Scrapy+rotating", False), ("Scrapy+rotating+AutoThrottle", True)]
-            )
-            for name, autothrottle in systems:
+            systems: list[tuple[str, Callable[[Site, list[ProxyServer]], dict[str, Any]]]] = [
+                ("ScraperSky", lambda site, px: run_scrapersky(stack, site, px, args.pages, capacity, args.timeout)),
+                (
+                    "ScraperSky, limit configured",
+                    lambda site, px: run_scrapersky(stack, site, px, args.pages, capacity, args.timeout, args.rate),
+                ),
+            ]
+            if not args.skip_scrapy:
+                systems += [
+                    (
+                        "Scrapy+rotating" + ("+AutoThrottle" if at else ""),
+                        lambda site, px, at=at: run_scrapy(site, px, args.pages, capacity, at, args.timeout),
+                    )
+                    for at in (False, True)
+                ]
+            for name, run in systems:
                 proxies = start_proxies(args.proxies)
                 try:
                     with Site(rate=args.rate, burst=1.0, escalate=escalate) as site:
                         log(f"{behaviour}: running {name}")
-                        if autothrottle is None:
-                            rows[name] = run_scrapersky(stack, site, proxies, args.pages, capacity, args.timeout)
-                        else:
-                            rows[name] = run_scrapy(site, proxies, args.pages, capacity, autothrottle, args.timeout)
+                        rows[name] = run(site, proxies)
                 finally:
                     for p in proxies:
                         p.stop()
-                log(f"{behaviour}: {name}: " + json.dumps({k: v for k, v in rows[name].items() if k not in SERIES})[:3000])
+                log(
+                    f"{behaviour}: {name}: "
+                    + json.dumps({k: v for k, v in rows[name].items() if k not in SERIES})[:3000]
+                )
             report["runs"][behaviour] = {n: {k: v for k, v in r.items() if k not in SERIES} for n, r in rows.items()}
             series = {
                 "pages": args.pages,

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -127,6 +128,16 @@ class Client:
 
     def delete_proxy(self, proxy_id: str) -> None:
         self._call("DELETE", f"/proxies/{proxy_id}")
+
+    def hosts(self) -> dict[str, Any]:
+        return self._call("GET", "/hosts")
+
+    def configure_host(self, host: str, rate: float | None = None, max_rate: float | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in {"rate": rate, "max_rate": max_rate}.items() if v is not None}
+        return self._call("PUT", f"/hosts/{quote(host, safe='')}", body)
+
+    def forget_host(self, host: str) -> None:
+        self._call("DELETE", f"/hosts/{quote(host, safe='')}")
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")

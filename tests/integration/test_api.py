@@ -124,6 +124,33 @@ def test_proxy_credentials_are_never_returned_and_keys_are_stored_hashed(harness
     assert harness.api("admin", "POST", "/proxies", {"url": "socks5://h:1"}, tenant="t_admin", role="admin")[0] == 422
 
 
+def test_hosts_are_configured_listed_and_forgotten_by_an_admin(harness):
+    def admin(method, path, body=None):
+        return harness.api("admin", method, path, body, tenant="t_admin", role="admin")
+
+    status, view = admin("PUT", "/hosts/Shop.Example.com", {"rate": 2, "max_rate": 3.5})
+    assert status == 200
+    assert (view["host"], view["rate"], view["max_rate"], view["learnt_ceiling"]) == ("shop.example.com", 2, 3.5, None)
+    assert admin("GET", "/hosts") == (200, {"hosts": [view]})
+    assert admin("PUT", "/hosts/shop.example.com", {"max_rate": 1})[1]["rate"] is None  # a PUT replaces
+    assert harness.api("admin", "PUT", "/hosts/shop.example.com", {"rate": 1})[0] == 403  # tenants cannot
+    for bad_host, body in (
+        ("shop.example.com", {"rate": 0}),
+        ("shop.example.com", {"rate": 51}),
+        ("shop.example.com", {"rate": 3, "max_rate": 2}),
+        ("shop.example.com", {"rate": "fast"}),
+        ("shop.example.com", {"burst": 2}),
+        ("shop..example.com", {"rate": 1}),
+        ("-shop.example.com", {"rate": 1}),
+    ):
+        status, err = admin("PUT", f"/hosts/{bad_host}", body)
+        assert status == 422 and err["message"], (bad_host, body, err)
+    assert admin("GET", "/hosts")[1]["hosts"][0]["max_rate"] == 1  # nothing changed by the bad requests
+    assert admin("DELETE", "/hosts/shop.example.com")[0] == 204
+    assert admin("GET", "/hosts") == (200, {"hosts": []})
+    assert admin("DELETE", "/hosts/shop.example.com")[0] == 404
+
+
 def test_health_and_openapi_are_served(harness):
     assert harness.api("status", "GET", "/health", tenant=None) == (200, {"status": "ok"})
     status, doc = harness.api("status", "GET", "/openapi.json", tenant=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from scrapersky.errors import NoProxyAvailable
 from scrapersky.services import maintenance
@@ -89,3 +91,37 @@ def test_a_slow_request_pushes_the_next_slot_so_the_site_still_sees_the_pace(one
     one_proxy.release(lease, "cold.example", NOW + 0.45, "success", None, False)  # a cold, slow first request
     nxt = one_proxy.lease("cold.example", "w2", NOW + 0.5, 30, max_wait_s=2.0)
     assert nxt.start_at == pytest.approx(NOW + 0.40 + 1 / 1.5, abs=1e-3)
+
+
+def test_a_configured_rate_starts_a_new_host_there_without_slow_start(one_proxy):
+    one_proxy.configure_host("known.example", 4.0, None, NOW)
+    first = one_proxy.lease("known.example", "w1", NOW, 30)
+    one_proxy.release(first, "known.example", NOW + 0.01, "success", None, False)
+    nxt = one_proxy.lease("known.example", "w2", NOW + 0.02, 30, max_wait_s=1.0)
+    # a step under the known 4 req/s (never at it: requests do not arrive exactly on time), no slow start
+    assert nxt.start_at == pytest.approx(NOW + 1 / (4 * 0.97), abs=1e-3)
+
+
+def test_a_configured_cap_is_never_exceeded_however_many_successes(one_proxy):
+    one_proxy.configure_host("polite.example", None, 2.0, NOW)
+    t, starts = NOW, []
+    for i in range(12):
+        lease = one_proxy.lease("polite.example", f"w{i}", t, 30, max_wait_s=5.0)
+        starts.append(lease.start_at)
+        t = lease.start_at + 0.01
+        one_proxy.release(lease, "polite.example", t, "success", None, False)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) == pytest.approx(0.5, abs=1e-3)  # slow start climbed to the cap and stayed there
+    assert one_proxy.hosts()["polite.example"]["proxies"]["p_a"]["rate"] <= 2.0
+
+
+def test_forgetting_a_host_drops_what_was_learnt_and_configured(one_proxy):
+    one_proxy.configure_host("old.example", 3.0, 5.0, NOW)
+    lease = one_proxy.lease("old.example", "w1", NOW, 30)
+    one_proxy.release(lease, "old.example", NOW + 0.01, "rate_limited", 1.0, False)
+    assert one_proxy.hosts()["old.example"]["ceiling"] < 3.0  # learnt from the 429, shared with the pool
+    assert one_proxy.forget_host("old.example") is True
+    assert "old.example" not in one_proxy.hosts()
+    assert one_proxy.forget_host("old.example") is False
+    fresh = one_proxy.lease("old.example", "w2", NOW + 0.02, 30)  # no cooldown left either
+    assert fresh.pace is not None and fresh.pace.rate == 1.0 and fresh.pace.ceiling is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 BatchId = Annotated[str, StringConstraints(pattern=r"^b_[0-9a-z]{20,40}$")]
 TenantId = Annotated[str, StringConstraints(pattern=r"^t_[0-9a-z_-]{1,64}$")]
@@ -86,6 +86,21 @@ class CreateProxyRequest(BaseModel):
 
     url: Annotated[str, StringConstraints(min_length=8, max_length=512)]
     labels: dict[str, str] = Field(default_factory=dict)
+
+
+class HostConfigRequest(BaseModel):
+    """PUT /hosts/{host}: replaces the host's pacing configuration ({} clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float | None = Field(default=None, gt=0, le=50, description="requests/s per proxy to start from")
+    max_rate: float | None = Field(default=None, gt=0, le=50, description="requests/s per proxy never exceeded")
+
+    @model_validator(mode="after")
+    def _rate_within_cap(self) -> HostConfigRequest:
+        if self.rate is not None and self.max_rate is not None and self.rate > self.max_rate:
+            raise ValueError("rate must not exceed max_rate")
+        return self
 
 
 class RejectedItem(BaseModel):

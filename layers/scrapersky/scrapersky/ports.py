@@ -169,6 +169,20 @@ class ProxyPool(abc.ABC):
     def list_all(self) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Each host the pool knows: its configuration (`start_rate`, `max_rate`) and what it learnt
+        (`ceiling`), keyed by host."""
+
+    @abc.abstractmethod
+    def configure_host(self, host: str, start_rate: float | None, max_rate: float | None, now: float) -> None:
+        """Replaces the host's configuration: proxies that have learnt nothing of it start at `start_rate`
+        (the site's known limit per address); no proxy ever goes faster than `max_rate`."""
+
+    @abc.abstractmethod
+    def forget_host(self, host: str) -> bool:
+        """Drops everything configured for and learnt of the host; False when the pool knew nothing of it."""
+
+    @abc.abstractmethod
     def lease(
         self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None, max_wait_s: float = 0.0
     ) -> Lease:

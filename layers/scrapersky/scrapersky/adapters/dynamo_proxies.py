@@ -12,6 +12,7 @@ and `c#h` (ceiling: just below a rate the host refused). Records `host#<h>` hold
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -128,14 +129,23 @@ class DynamoProxyPool(ProxyPool):
 
     def pace_of(self, p: dict[str, Any], host: str) -> HostPace:
         """The proxy's own learnt pace for the host; a proxy new to the host starts from what the pool
-        learnt of it (the host's ceiling), else from the default rate."""
+        learnt of it (the host's ceiling), else from the host's configured rate, else from the default
+        rate. Never faster than the host's configured `max_rate`."""
+        cfg = self._hosts.get(host) or {}
         if p.get(rate_key(host)) is not None:
             ceiling = p.get(ceiling_key(host))
-            return HostPace(rate=float(p[rate_key(host)]), ceiling=None if ceiling is None else float(ceiling))
-        hint = (self._hosts.get(host) or {}).get("ceiling")
-        if hint is not None:
-            return HostPace(rate=float(hint), ceiling=float(hint))
-        return HostPace(rate=self.pacing.default_rate)
+            pace = HostPace(rate=float(p[rate_key(host)]), ceiling=None if ceiling is None else float(ceiling))
+        elif cfg.get("ceiling") is not None:
+            pace = HostPace(rate=float(cfg["ceiling"]), ceiling=float(cfg["ceiling"]))
+        elif cfg.get("start_rate") is not None:
+            pace = self.pacing.under_known_limit(float(cfg["start_rate"]))
+        else:
+            pace = HostPace(rate=self.pacing.default_rate)
+        return self._capped(pace, host)
+
+    def _capped(self, pace: HostPace, host: str) -> HostPace:
+        cap = (self._hosts.get(host) or {}).get("max_rate")
+        return pace if cap is None or pace.rate <= float(cap) else replace(pace, rate=float(cap))
 
     @staticmethod
     def _open_at(p: dict[str, Any], host: str, now: float) -> float:
@@ -254,7 +264,7 @@ class DynamoProxyPool(ProxyPool):
             sets.append("last_used_at = :now")
         pace = lease.pace or HostPace(self.pacing.default_rate)
         if outcome == "success":
-            new = pace.after_success(self.pacing)
+            new = self._capped(pace.after_success(self.pacing), host)
             sets.append("consecutive_errors = :zero")
             sets.append("last_success_at = :now")
             # The slot booked at lease time used this container's snapshot of the pace, which may be stale;
@@ -323,6 +333,71 @@ class DynamoProxyPool(ProxyPool):
             if not is_condition_failure(e):
                 raise
         self._hosts.setdefault(host, {})["ceiling"] = ceiling
+
+    # ---- hosts: configuration and what the pool learnt ------------------------------------------------------
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        rows = self._scan()
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            rid = str(r.get("proxy_id", ""))
+            if rid.startswith(TICKET_PREFIX):
+                out.setdefault(rid[len(TICKET_PREFIX) :], {"proxies": {}}).update(
+                    {k: r[k] for k in ("start_rate", "max_rate", "ceiling", "t") if k in r}
+                )
+        for r in rows:
+            if not str(r.get("proxy_id", "")).startswith(PROXY_PREFIX):
+                continue
+            for key in r:
+                if key.startswith("r#"):
+                    host = key[2:]
+                    out.setdefault(host, {"proxies": {}})["proxies"][r["proxy_id"]] = {
+                        "rate": r[key],
+                        "ceiling": r.get(ceiling_key(host)),
+                        "next_at": r.get(next_key(host)),
+                    }
+        return out
+
+    def configure_host(self, host: str, start_rate: float | None, max_rate: float | None, now: float) -> None:
+        config = {"start_rate": start_rate, "max_rate": max_rate}
+        sets = ["configured_at = :now"] + [f"{k} = :{k}" for k, v in config.items() if v is not None]
+        removes = [k for k, v in config.items() if v is None]
+        self.ddb.update_item(
+            TableName=self.table,
+            Key={"proxy_id": ser(f"{TICKET_PREFIX}{host}")},
+            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            ExpressionAttributeValues=values(now=now, **{k: v for k, v in config.items() if v is not None}),
+        )
+        self._snapshot_at = -1e18
+
+    def forget_host(self, host: str) -> bool:
+        known = False
+        try:
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key={"proxy_id": ser(f"{TICKET_PREFIX}{host}")},
+                ConditionExpression="attribute_exists(proxy_id)",
+            )
+            known = True
+        except ClientError as e:
+            if not is_condition_failure(e):
+                raise
+        keys = (next_key(host), rate_key(host), ceiling_key(host))
+        for p in self.list_all():
+            if any(k in p for k in keys):
+                known = True
+                try:
+                    self.ddb.update_item(
+                        TableName=self.table,
+                        Key={"proxy_id": ser(p["proxy_id"])},
+                        UpdateExpression="REMOVE #n, #r, #c",
+                        ConditionExpression="attribute_exists(proxy_id)",
+                        ExpressionAttributeNames=dict(zip(("#n", "#r", "#c"), keys, strict=True)),
+                    )
+                except ClientError as e:
+                    if not is_condition_failure(e):
+                        raise
+        self._snapshot_at = -1e18
+        return known
 
     # ---- the host's waiting line ---------------------------------------------------------------------------
     def take_ticket(self, host: str, now: float, earliest: float) -> float:

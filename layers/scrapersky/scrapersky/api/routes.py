@@ -9,7 +9,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from scrapersky.api.resolver import caller, deps_of, json_response, openapi_json, require_admin
-from scrapersky.models import CreateBatchRequest, CreateProxyRequest, CreateTenantRequest, ScrapeRequest
+from scrapersky.models import (
+    CreateBatchRequest,
+    CreateProxyRequest,
+    CreateTenantRequest,
+    HostConfigRequest,
+    ScrapeRequest,
+)
 from scrapersky.services import admin, batches, scrape
 
 ItemStatusQ = Literal["pending", "in_progress", "succeeded", "failed", "cancelled"]
@@ -109,4 +115,23 @@ def list_proxies():
 def delete_proxy(proxy_id: str):
     require_admin(admin_router)
     admin.delete_proxy(deps_of(admin_router), proxy_id)
+    return Response(status_code=204, body="")
+
+
+@admin_router.get("/hosts", summary="Each host's pacing: configured rate and cap, and what the pool learnt")
+def list_hosts():
+    require_admin(admin_router)
+    return json_response(200, admin.list_hosts(deps_of(admin_router)))
+
+
+@admin_router.put("/hosts/<host>", summary="Configure a host's pacing: start rate and hard cap per proxy")
+def configure_host(host: str, body: Annotated[HostConfigRequest, Body()]):
+    require_admin(admin_router)
+    return json_response(200, admin.configure_host(deps_of(admin_router), host, body))
+
+
+@admin_router.delete("/hosts/<host>", summary="Forget a host: its configuration and everything learnt of it")
+def forget_host(host: str):
+    require_admin(admin_router)
+    admin.forget_host(deps_of(admin_router), host)
     return Response(status_code=204, body="")

@@ -28,6 +28,12 @@ class PacingPolicy:
     def interval(self, rate: float) -> float:
         return 1.0 / max(self.min_rate, rate)
 
+    def under_known_limit(self, limit: float) -> HostPace:
+        """The pace for a site whose limit per address is known (configured): a step under it, since no
+        request reaches the site exactly on time and at the limit itself every late-early pair is a 429."""
+        rate = max(self.min_rate, min(self.max_rate, limit * self.ceiling_step))
+        return HostPace(rate=rate, ceiling=rate)
+
 
 @dataclass(frozen=True)
 class HostPace:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
 from scrapersky.domain.progress import iso
 from scrapersky.errors import InvalidInput, NotFound
-from scrapersky.models import CreateProxyRequest, CreateTenantRequest
+from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
 from scrapersky.services.context import Deps
 
 
@@ -97,3 +98,49 @@ def list_proxies(deps: Deps) -> dict[str, Any]:
 def delete_proxy(deps: Deps, proxy_id: str) -> None:
     if not deps.pool.delete(proxy_id):
         raise NotFound(f"proxy {proxy_id} not found")
+
+
+# ---- hosts: what the pool is told of a site (its limit, a cap) and what it learnt -------------------------
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9.:-]{0,251}[a-z0-9])?$")
+
+
+def _host(raw: str) -> str:
+    host = raw.strip().lower()
+    if not _HOST.match(host) or ".." in host:
+        raise InvalidInput(
+            "host must be a host name or IP address as in the item URLs, e.g. example.com",
+            [{"field": "host", "message": "letters, digits, '.', '-' (':' for IPv6), no scheme, port or path"}],
+        )
+    return host
+
+
+def host_view(host: str, rec: dict[str, Any]) -> dict[str, Any]:
+    def num(v: Any) -> float | None:
+        return None if v is None else round(float(v), 3)
+
+    return {
+        "host": host,
+        "rate": num(rec.get("start_rate")),
+        "max_rate": num(rec.get("max_rate")),
+        "learnt_ceiling": num(rec.get("ceiling")),
+        "proxies": {
+            pid: {"rate": num(p["rate"]), "ceiling": num(p.get("ceiling")), "next_at": iso(p.get("next_at"))}
+            for pid, p in sorted(rec.get("proxies", {}).items())
+        },
+    }
+
+
+def list_hosts(deps: Deps) -> dict[str, Any]:
+    return {"hosts": [host_view(h, rec) for h, rec in sorted(deps.pool.hosts().items())]}
+
+
+def configure_host(deps: Deps, raw_host: str, req: HostConfigRequest) -> dict[str, Any]:
+    host = _host(raw_host)
+    deps.pool.configure_host(host, req.rate, req.max_rate, deps.clock.now())
+    return host_view(host, deps.pool.hosts().get(host, {}))
+
+
+def forget_host(deps: Deps, raw_host: str) -> None:
+    host = _host(raw_host)
+    if not deps.pool.forget_host(host):
+        raise NotFound(f"the pool knows nothing of host {host}")
