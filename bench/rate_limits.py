@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=180)
     ap.add_argument("--behaviours", default="plain,escalating")
     ap.add_argument("--skip-scrapy", action="store_true")
+    ap.add_argument("--only", default="", help="run only the systems whose name contains this")
     ap.add_argument("--workers", type=int, default=4, help="the worker's MaximumConcurrency on the local stack")
     args = ap.parse_args()
     capacity = args.proxies * args.rate
@@ -220,7 +221,7 @@ def main() -> None:
                     )
                     for at in (False, True)
                 ]
-            for name, run in systems:
+            for name, run in [(n, r) for n, r in systems if args.only in n]:
                 proxies = start_proxies(args.proxies)
                 try:
                     with Site(rate=args.rate, burst=1.0, escalate=escalate) as site:

@@ -125,3 +125,21 @@ def test_forgetting_a_host_drops_what_was_learnt_and_configured(one_proxy):
     assert one_proxy.forget_host("old.example") is False
     fresh = one_proxy.lease("old.example", "w2", NOW + 0.02, 30)  # no cooldown left either
     assert fresh.pace is not None and fresh.pace.rate == 1.0 and fresh.pace.ceiling is None
+
+
+def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(harness, one_proxy):
+    """Containers see the pool through snapshots; one showing a proxy leased a while ago is read again
+    before waiting for a slot, so the end of a batch is not left to the proxy a worker just released."""
+    from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+
+    one_proxy.add("p_b", "http://u:p@127.0.0.1:10", "http://u***@127.0.0.1:10", {}, NOW)
+    other = DynamoProxyPool("proxies", one_proxy.ddb)  # another container, with its own snapshot
+    host = "end.example"
+    mine = one_proxy.lease(host, "w1", NOW, 30)
+    theirs = other.lease(host, "w2", NOW, 30, avoid=mine.proxy_id)
+    assert theirs.proxy_id != mine.proxy_id
+    one_proxy._proxies(NOW + 0.01, refresh=True)  # my snapshot: their proxy leased
+    other.release(theirs, host, NOW + 0.05, "success", None, False)
+    one_proxy.release(mine, host, NOW + 0.9, "success", None, False)  # mine: next slot 1/1.5 s away
+    again = one_proxy.lease(host, "w1", NOW + 1.0, 30, max_wait_s=1.0)
+    assert again.proxy_id == theirs.proxy_id and again.start_at == pytest.approx(NOW + 1.0, abs=1e-3)

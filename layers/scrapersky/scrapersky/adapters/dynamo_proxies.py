@@ -25,9 +25,13 @@ from scrapersky.ports import Lease, ProxyPool
 SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
 BEST_FEW = 3
+SAME_SLOT_S = 0.05  # proxies whose slots open this close together are equally good picks
 FRESH_S = 0.5
 ROUND_TRIP_SLACK_S = 0.05
 BUSY_RETRY_S = 1.0
+MIN_SNAPSHOT_AGE_S = 0.2  # a snapshot this fresh is not read again to save a wait
+WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth one more read of the pool
+LIKELY_RELEASED_S = 0.5  # a lease that started this long ago has most likely been released
 PROXY_PREFIX = "p_"
 TICKET_PREFIX = "host#"
 
@@ -164,6 +168,8 @@ class DynamoProxyPool(ProxyPool):
             ready = [p for p in free if self._open_at(p, host, now) <= now + max_wait_s]
             if not ready:
                 continue
+            if not refresh and self._worth_a_fresh_look(ready, host, now, lease_s):
+                continue
             # A proxy this container itself just saw free (it released it, or a refusal told its state) is
             # almost surely still free: try it first. Then random among the few that open soonest, so
             # workers sharing a stale snapshot spread out instead of all fighting for the first.
@@ -175,10 +181,11 @@ class DynamoProxyPool(ProxyPool):
                     now - self._seen.get(str(p.get("proxy_id")), -1e18) > FRESH_S,
                 )
             )
-            best = ready[:BEST_FEW]
-            if not (best and now - self._seen.get(str(best[0].get("proxy_id")), -1e18) <= FRESH_S):
+            soonest = self._open_at(ready[0], host, now)
+            best = [p for p in ready[:BEST_FEW] if self._open_at(p, host, now) <= soonest + SAME_SLOT_S]
+            if now - self._seen.get(str(best[0].get("proxy_id")), -1e18) > FRESH_S:
                 self.rng.shuffle(best)
-            for p in (best + ready[BEST_FEW:])[:MAX_CLAIM_TRIES]:
+            for p in (best + ready[len(best) :])[:MAX_CLAIM_TRIES]:
                 try:
                     return self._claim(p, host, owner, now, lease_s)
                 except LeaseConflict:
@@ -191,6 +198,20 @@ class DynamoProxyPool(ProxyPool):
             for p in usable
         )
         raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.2))
+
+    def _worth_a_fresh_look(self, ready: list[dict[str, Any]], host: str, now: float, lease_s: float) -> bool:
+        """Before waiting for a slot, look again when the snapshot shows a proxy leased long enough ago that
+        it is most likely free by now: otherwise a worker keeps waiting for the proxy it just released while
+        others sit idle (at the end of a batch, when fewer items than proxies are left)."""
+        if now - self._snapshot_at < MIN_SNAPSHOT_AGE_S:
+            return False
+        if min(self._open_at(p, host, now) for p in ready) <= now + WAIT_WORTH_A_LOOK_S:
+            return False
+        return any(
+            p.get("state") == "available" and now > float(p.get("lease_until", 0)) - lease_s + LIKELY_RELEASED_S
+            for p in self._snapshot
+            if float(p.get("lease_until", 0)) >= now
+        )
 
     def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float) -> Lease:
         pace = self.pace_of(p, host)
