@@ -287,3 +287,20 @@ def test_a_record_the_invocation_has_no_time_left_for_goes_back_untouched(harnes
     assert site.stats.served["page"] == 0  # not fetched
     assert batch(harness, created["batch_id"])["pending"] == 1
     assert len(harness.receive("WorkQueue")) == 1  # visible again at once
+
+
+def test_a_chunks_work_goes_out_part_by_part_as_its_items_are_written(harness, monkeypatch):
+    """Workers start on a chunk's first items while the fan-out is still writing the rest."""
+    created = create(harness, [f"https://site{i}.example.com/" for i in range(60)])
+    seen: list[tuple[str, int]] = []
+    store, queue = harness.deps.store, harness.deps.queue
+    put, send = store.put_items, queue.send_work
+    monkeypatch.setattr(store, "put_items", lambda *a: seen.append(("write", len(a[4]))) or put(*a))
+    monkeypatch.setattr(queue, "send_work", lambda msgs, **kw: seen.append(("send", len(msgs))) or send(msgs, **kw))
+    harness.drain(queues=("FanoutQueue",))
+    pairs = list(zip(seen[::2], seen[1::2], strict=True))  # chunks (10, then 50) may run in either order
+    assert [(w[0], s[0]) for w, s in pairs] == [("write", "send")] * 3  # each part is sent once written
+    assert sorted(w[1] for w, s in pairs) == [10, 25, 25] and all(w[1] == s[1] for w, s in pairs)
+    queued = [json.loads(m["Body"])["seq"] for _ in range(10) for m in harness.receive("WorkQueue")]
+    assert sorted(queued) == list(range(60))
+    assert batch(harness, created["batch_id"])["pending"] == 60

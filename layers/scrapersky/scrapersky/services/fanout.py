@@ -8,6 +8,7 @@ from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
 PAGE = 500
+DISPATCH_EVERY = 25  # items written before their work messages go out
 
 
 def _work(meta: dict, seq: int, item: str) -> WorkMessage:
@@ -30,20 +31,28 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
     if meta is None:
         return "unknown_batch"
     if msg.type == "chunk":
-        still_pending = deps.store.put_items(
-            msg.batch_id, msg.tenant_id, int(meta["shards"]), msg.first_seq, msg.items, deps.clock.now()
-        )
-        # Read the status after writing: a start or cancel racing this chunk then always sees our records.
-        meta = deps.store.get_meta(msg.batch_id) or meta
-        if meta["status"] == "queued":
-            return "stored"
-        if meta["status"] == "cancelled":
-            for seq, _item in still_pending:
-                items.cancel(deps, msg.batch_id, seq, seq % int(meta["shards"]))
-            return "cancelled"
-        if meta["status"] in ("pending", "processing"):
-            deps.queue.send_work([_work(meta, seq, item) for seq, item in still_pending])
-        return "dispatched"
+        outcome = "dispatched"
+        # Part by part: the first part's items are on the work queue while the rest is still being written.
+        for start in range(0, len(msg.items), DISPATCH_EVERY):
+            still_pending = deps.store.put_items(
+                msg.batch_id,
+                msg.tenant_id,
+                int(meta["shards"]),
+                msg.first_seq + start,
+                msg.items[start : start + DISPATCH_EVERY],
+                deps.clock.now(),
+            )
+            # Read the status after writing: a start or cancel racing this part then always sees our records.
+            meta = deps.store.get_meta(msg.batch_id) or meta
+            if meta["status"] == "queued":
+                outcome = "stored"
+            elif meta["status"] == "cancelled":
+                for seq, _item in still_pending:
+                    items.cancel(deps, msg.batch_id, seq, seq % int(meta["shards"]))
+                outcome = "cancelled"
+            elif meta["status"] in ("pending", "processing"):
+                deps.queue.send_work([_work(meta, seq, item) for seq, item in still_pending])
+        return outcome
     rows, cursor = deps.store.pending_items(msg.batch_id, msg.cursor, PAGE)
     if msg.type == "dispatch":
         if meta["status"] in ("pending", "processing"):
