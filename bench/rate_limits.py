@@ -64,7 +64,11 @@ def idle_slots(site: Site, started: float, finished: float) -> dict[str, float]:
     return {"head_s": round(head, 2), "gaps_s": round(mid, 2), "tail_s": round(tail, 2)}
 
 
-def emf_sum(stack: LocalStack, names: tuple[str, ...], since_ms: int) -> dict[str, float]:
+def emf_sum(
+    stack: LocalStack, names: tuple[str, ...], since_ms: int, trouble: list[str] | None = None
+) -> dict[str, float]:
+    """Sums EMF metrics over every log group since `since_ms`; lines that tell of trouble (errors, timeouts)
+    are collected into `trouble`, with their time in seconds since `since_ms`."""
     logs = aws_client("logs", stack.endpoint)
     totals = dict.fromkeys(names, 0.0)
     for group in logs.describe_log_groups()["logGroups"]:
@@ -73,6 +77,10 @@ def emf_sum(stack: LocalStack, names: tuple[str, ...], since_ms: int) -> dict[st
             page = logs.filter_log_events(**kwargs)
             for ev in page["events"]:
                 msg = ev["message"].strip()
+                if trouble is not None and any(
+                    w in msg for w in ('"ERROR"', '"WARNING"', "Task timed out", "Traceback")
+                ):
+                    trouble.append(f"{(ev['timestamp'] - since_ms) / 1000:.2f}s {group['logGroupName']}: {msg[:300]}")
                 if not msg.startswith('{"_aws"'):
                     continue
                 doc = json.loads(msg)
@@ -86,15 +94,21 @@ def emf_sum(stack: LocalStack, names: tuple[str, ...], since_ms: int) -> dict[st
 
 
 def warm_up(stack: LocalStack, workers: int) -> None:
-    """Cold starts out of the way, as in a service that is already running: every worker process imports
-    its code once before the measured run. Uses its own proxies and site, deleted afterwards."""
+    """Cold starts out of the way, as in a service that is already running: every worker and fan-out
+    process imports its code before the measured runs. Batches submitted back to back make the fan-out
+    and the workers run side by side, so each function has as many warm processes as it may use at once
+    (one warm fan-out process and a second, cold one, stalled a measured run for 4 s). Uses its own
+    proxies and site, deleted afterwards."""
     admin, client = Client(stack.api_url, stack.admin_key), Client(stack.api_url, stack.api_key)
     proxies = start_proxies(2)
     try:
         with Site(rate=1000.0, burst=1000.0) as site:
             ids = [admin.add_proxy(p.url)["proxy_id"] for p in proxies]
-            created = client.submit([f"{site.base_url}/page/warm{i}" for i in range(workers * 6)])
-            client.wait(created["batch_id"], timeout=300, interval=0.5)
+            created = [
+                client.submit([f"{site.base_url}/page/warm{b}-{i}" for i in range(workers * 30)]) for b in range(3)
+            ]
+            for c in created:
+                client.wait(c["batch_id"], timeout=300, interval=0.5)
             for pid in ids:
                 admin.delete_proxy(pid)
     finally:
@@ -133,8 +147,12 @@ def run_scrapersky(
         final = client.status(created["batch_id"])
     figures = site_figures(site, started, time.time(), pages, capacity)
     time.sleep(3)  # let the last EMF lines reach the log store
+    trouble: list[str] = []
     emf = emf_sum(
-        stack, ("AwsApiCalls", "LeaseConflicts", "Leases", "MessagesHandled", "ItemsSucceeded", "ItemsDeferred"), since
+        stack,
+        ("AwsApiCalls", "LeaseConflicts", "Leases", "MessagesHandled", "ItemsSucceeded", "ItemsDeferred"),
+        since,
+        trouble,
     )
     paces = {p["endpoint"]: p["pace"] for p in admin.proxies()["proxies"]}
     per_proxy = dict(site.stats.by_client)
@@ -148,6 +166,7 @@ def run_scrapersky(
         admitted_per_proxy=per_proxy,
         deliveries_per_item=round(emf["MessagesHandled"] / pages, 2),
         deferrals=int(emf["ItemsDeferred"]),
+        log_trouble=sorted(trouble)[:20],
     )
     return figures
 
