@@ -139,6 +139,9 @@ def test_hosts_are_configured_listed_and_forgotten_by_an_admin(harness):
     assert harness.api("admin", "PUT", "/hosts/shop.example.com", {"rate": 1})[0] == 403  # tenants cannot
     for bad_host, body in (
         ("shop.example.com", {"rate": 0}),
+        ("shop.example.com", {"rate": 1e-200}),
+        ("shop.example.com", {"max_rate": 0.01}),
+        ("shop.example.com%3A8080", {"rate": 1}),
         ("shop.example.com", {"rate": 51}),
         ("shop.example.com", {"rate": 3, "max_rate": 2}),
         ("shop.example.com", {"rate": "fast"}),
@@ -148,9 +151,15 @@ def test_hosts_are_configured_listed_and_forgotten_by_an_admin(harness):
     ):
         status, err = admin("PUT", f"/hosts/{bad_host}", body)
         assert status == 422 and err["message"], (bad_host, body, err)
+    assert admin("PUT", "/hosts/shop.example.com/path", {"rate": 1})[0] == 404  # not a route
     assert admin("GET", "/hosts")[1]["hosts"][0]["max_rate"] == 1  # nothing changed by the bad requests
     assert admin("DELETE", "/hosts/shop.example.com")[0] == 204
     assert admin("GET", "/hosts") == (200, {"hosts": []})
+    # as the path arrives from API Gateway: percent-encoded (the client quotes the host)
+    assert admin("PUT", "/hosts/2001%3Adb8%3A%3A1", {"rate": 1})[1]["host"] == "2001:db8::1"
+    assert admin("PUT", "/hosts/%5B2001%3Adb8%3A%3A2%5D", {"rate": 1})[1]["host"] == "2001:db8::2"
+    assert admin("PUT", "/hosts/example.com.", {"rate": 1})[1]["host"] == "example.com."
+    assert [h["host"] for h in admin("GET", "/hosts")[1]["hosts"]] == ["2001:db8::1", "2001:db8::2", "example.com."]
     assert admin("DELETE", "/hosts/shop.example.com")[0] == 404
 
 

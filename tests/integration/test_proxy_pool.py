@@ -115,16 +115,19 @@ def test_a_configured_cap_is_never_exceeded_however_many_successes(one_proxy):
     assert one_proxy.hosts()["polite.example"]["proxies"]["p_a"]["rate"] <= 2.0
 
 
-def test_forgetting_a_host_drops_what_was_learnt_and_configured(one_proxy):
+def test_forgetting_a_host_drops_what_was_learnt_and_configured_but_not_a_running_cooldown(one_proxy):
     one_proxy.configure_host("old.example", 3.0, 5.0, NOW)
     lease = one_proxy.lease("old.example", "w1", NOW, 30)
-    one_proxy.release(lease, "old.example", NOW + 0.01, "rate_limited", 1.0, False)
+    one_proxy.release(lease, "old.example", NOW + 0.01, "rate_limited", 60.0, False)
     assert one_proxy.hosts()["old.example"]["ceiling"] < 3.0  # learnt from the 429, shared with the pool
     assert one_proxy.forget_host("old.example") is True
     assert "old.example" not in one_proxy.hosts()
     assert one_proxy.forget_host("old.example") is False
-    fresh = one_proxy.lease("old.example", "w2", NOW + 0.02, 30)  # no cooldown left either
-    assert fresh.pace is not None and fresh.pace.rate == 1.0 and fresh.pace.ceiling is None
+    with pytest.raises(NoProxyAvailable) as waiting:  # the site said Retry-After: 60; forgetting is no excuse
+        one_proxy.lease("old.example", "w2", NOW + 0.02, 30)
+    assert waiting.value.retry_at == pytest.approx(NOW + 60.01, abs=1e-3)
+    fresh = one_proxy.lease("old.example", "w2", NOW + 61, 30)
+    assert fresh.pace is not None and fresh.pace.rate == 1.0 and fresh.pace.ceiling is None  # learns anew
 
 
 def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(harness, one_proxy):
@@ -143,3 +146,24 @@ def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(h
     one_proxy.release(mine, host, NOW + 0.9, "success", None, False)  # mine: next slot 1/1.5 s away
     again = one_proxy.lease(host, "w1", NOW + 1.0, 30, max_wait_s=1.0)
     assert again.proxy_id == theirs.proxy_id and again.start_at == pytest.approx(NOW + 1.0, abs=1e-3)
+
+
+def test_a_configured_limit_is_not_crept_past_however_many_successes(one_proxy):
+    one_proxy.configure_host("strict.example", 4.0, None, NOW)
+    t = NOW
+    for i in range(300):
+        lease = one_proxy.lease("strict.example", f"w{i}", t, 30, max_wait_s=5.0)
+        t = lease.start_at + 0.001
+        one_proxy.release(lease, "strict.example", t, "success", None, False)
+    learnt = one_proxy.hosts()["strict.example"]["proxies"]["p_a"]
+    assert learnt["rate"] <= 4.0 * 0.97 and learnt["ceiling"] <= 4.0 * 0.97
+
+
+def test_a_failed_request_that_left_late_spaces_the_next_one_from_when_it_left(one_proxy):
+    from dataclasses import replace
+
+    lease = one_proxy.lease("late.example", "w1", NOW, 30)  # booked for NOW, 1 req/s
+    sent = replace(lease, start_at=NOW + 0.3)  # a probe and the item claim came first: it left 0.3 s late
+    one_proxy.release(sent, "late.example", NOW + 0.32, "failed", None, False)
+    nxt = one_proxy.lease("late.example", "w2", NOW + 0.4, 30, max_wait_s=2.0)
+    assert nxt.start_at == pytest.approx(NOW + 1.3, abs=1e-3)

@@ -93,8 +93,10 @@ class HostConfigRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rate: float | None = Field(default=None, gt=0, le=50, description="requests/s per proxy to start from")
-    max_rate: float | None = Field(default=None, gt=0, le=50, description="requests/s per proxy never exceeded")
+    rate: float | None = Field(
+        default=None, ge=0.02, le=50, description="the site's limit per address (requests/s per proxy)"
+    )
+    max_rate: float | None = Field(default=None, ge=0.02, le=50, description="requests/s per proxy never exceeded")
 
     @model_validator(mode="after")
     def _rate_within_cap(self) -> HostConfigRequest:

@@ -180,7 +180,9 @@ class ProxyPool(abc.ABC):
 
     @abc.abstractmethod
     def forget_host(self, host: str) -> bool:
-        """Drops everything configured for and learnt of the host; False when the pool knew nothing of it."""
+        """Drops what was configured for and learnt of the host (a cooldown still running is kept: the site's
+        Retry-After is honoured); False when the pool knew nothing of it. A request in flight may still
+        record what it learns when it ends."""
 
     @abc.abstractmethod
     def lease(

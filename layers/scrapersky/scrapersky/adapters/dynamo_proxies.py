@@ -148,7 +148,13 @@ class DynamoProxyPool(ProxyPool):
         return self._capped(pace, host)
 
     def _capped(self, pace: HostPace, host: str) -> HostPace:
-        cap = (self._hosts.get(host) or {}).get("max_rate")
+        """Never faster than the host's `max_rate`, nor above a step under its configured limit (`start_rate`):
+        the ceiling does not creep past what the operator said the site allows."""
+        cfg = self._hosts.get(host) or {}
+        if cfg.get("start_rate") is not None:
+            limit = self.pacing.under_known_limit(float(cfg["start_rate"])).rate
+            pace = HostPace(min(pace.rate, limit), limit if pace.ceiling is None else min(pace.ceiling, limit))
+        cap = cfg.get("max_rate")
         return pace if cap is None or pace.rate <= float(cap) else replace(pace, rate=float(cap))
 
     @staticmethod
@@ -205,10 +211,13 @@ class DynamoProxyPool(ProxyPool):
         others sit idle (at the end of a batch, when fewer items than proxies are left)."""
         if now - self._snapshot_at < MIN_SNAPSHOT_AGE_S:
             return False
-        if min(self._open_at(p, host, now) for p in ready) <= now + WAIT_WORTH_A_LOOK_S:
+        soonest = min(self._open_at(p, host, now) for p in ready)
+        if soonest <= now + WAIT_WORTH_A_LOOK_S:
             return False
         return any(
-            p.get("state") == "available" and now > float(p.get("lease_until", 0)) - lease_s + LIKELY_RELEASED_S
+            p.get("state") == "available"
+            and now > float(p.get("lease_until", 0)) - lease_s + LIKELY_RELEASED_S
+            and self._open_at(p, host, now) < soonest
             for p in self._snapshot
             if float(p.get("lease_until", 0)) >= now
         )
@@ -284,10 +293,11 @@ class DynamoProxyPool(ProxyPool):
             adds.append("#c :one")
             sets.append("last_used_at = :now")
         pace = lease.pace or HostPace(self.pacing.default_rate)
-        if outcome == "success":
-            new = self._capped(pace.after_success(self.pacing), host)
-            sets.append("consecutive_errors = :zero")
-            sets.append("last_success_at = :now")
+        if outcome in ("success", "failed"):  # a request went out
+            new = self._capped(pace.after_success(self.pacing), host) if outcome == "success" else pace
+            if outcome == "success":
+                sets.append("consecutive_errors = :zero")
+                sets.append("last_success_at = :now")
             # The slot booked at lease time used this container's snapshot of the pace, which may be stale;
             # only the lease holder writes the pace, so here it is exact: fix the next slot with it. The site
             # counts from when the request reached it: no earlier than it left (`start_at`, the real send
@@ -369,8 +379,8 @@ class DynamoProxyPool(ProxyPool):
             if not str(r.get("proxy_id", "")).startswith(PROXY_PREFIX):
                 continue
             for key in r:
-                if key.startswith("r#"):
-                    host = key[2:]
+                if key.startswith(rate_key("")):
+                    host = key[len(rate_key("")) :]
                     out.setdefault(host, {"proxies": {}})["proxies"][r["proxy_id"]] = {
                         "rate": r[key],
                         "ceiling": r.get(ceiling_key(host)),
@@ -402,7 +412,8 @@ class DynamoProxyPool(ProxyPool):
         except ClientError as e:
             if not is_condition_failure(e):
                 raise
-        keys = (next_key(host), rate_key(host), ceiling_key(host))
+        # What was learnt goes; a cooldown still running (`n#`) stays: the site's Retry-After is not forgotten.
+        keys = (rate_key(host), ceiling_key(host))
         for p in self.list_all():
             if any(k in p for k in keys):
                 known = True
@@ -410,9 +421,9 @@ class DynamoProxyPool(ProxyPool):
                     self.ddb.update_item(
                         TableName=self.table,
                         Key={"proxy_id": ser(p["proxy_id"])},
-                        UpdateExpression="REMOVE #n, #r, #c",
+                        UpdateExpression="REMOVE #r, #c",
                         ConditionExpression="attribute_exists(proxy_id)",
-                        ExpressionAttributeNames=dict(zip(("#n", "#r", "#c"), keys, strict=True)),
+                        ExpressionAttributeNames=dict(zip(("#r", "#c"), keys, strict=True)),
                     )
                 except ClientError as e:
                     if not is_condition_failure(e):

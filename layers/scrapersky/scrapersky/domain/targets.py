@@ -86,6 +86,20 @@ def normalise_page(raw: str, policy: TargetPolicy) -> str:
     return urlunsplit((scheme, netloc, path, parts.query, ""))
 
 
+def host_key(raw: str) -> str:
+    """A host as pacing keys it: what `urlsplit(url).hostname` gives for a normalised item URL (lower case,
+    IPv6 without brackets). Raises InvalidTarget for anything that is not a host name or IP address."""
+    host = raw.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _DOMAIN.match(host):
+            raise InvalidTarget(f"'{raw}' is not a host name or IP address") from None
+    return host
+
+
 def guard_host(host: str, policy: TargetPolicy) -> None:
     """Checks a host name without resolving it (resolution happens at fetch time, per hop)."""
     if (host in _METADATA_HOSTS or host.endswith(".internal")) and not policy.allow_private:

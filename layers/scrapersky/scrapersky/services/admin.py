@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from scrapersky.domain.progress import iso
+from scrapersky.domain.targets import InvalidTarget, host_key
 from scrapersky.errors import InvalidInput, NotFound
 from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
 from scrapersky.services.context import Deps
@@ -101,17 +101,14 @@ def delete_proxy(deps: Deps, proxy_id: str) -> None:
 
 
 # ---- hosts: what the pool is told of a site (its limit, a cap) and what it learnt -------------------------
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9.:-]{0,251}[a-z0-9])?$")
-
-
 def _host(raw: str) -> str:
-    host = raw.strip().lower()
-    if not _HOST.match(host) or ".." in host:
+    try:
+        return host_key(unquote(raw))
+    except InvalidTarget as e:
         raise InvalidInput(
             "host must be a host name or IP address as in the item URLs, e.g. example.com",
-            [{"field": "host", "message": "letters, digits, '.', '-' (':' for IPv6), no scheme, port or path"}],
-        )
-    return host
+            [{"field": "host", "message": f"{e}; no scheme, port or path"}],
+        ) from e
 
 
 def host_view(host: str, rec: dict[str, Any]) -> dict[str, Any]:
