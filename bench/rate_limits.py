@@ -215,6 +215,7 @@ def main() -> None:
     ap.add_argument("--behaviours", default="plain,escalating")
     ap.add_argument("--skip-scrapy", action="store_true")
     ap.add_argument("--only", default="", help="run only the systems whose name contains this")
+    ap.add_argument("--think", type=float, default=0.0, help="seconds the site takes to answer an admitted page")
     ap.add_argument("--workers", type=int, default=4, help="the worker's MaximumConcurrency on the local stack")
     args = ap.parse_args()
     capacity = args.proxies * args.rate
@@ -243,7 +244,7 @@ def main() -> None:
             for name, run in [(n, r) for n, r in systems if args.only in n]:
                 proxies = start_proxies(args.proxies)
                 try:
-                    with Site(rate=args.rate, burst=1.0, escalate=escalate) as site:
+                    with Site(rate=args.rate, burst=1.0, escalate=escalate, think_s=args.think) as site:
                         log(f"{behaviour}: running {name}")
                         rows[name] = run(site, proxies)
                 finally:

@@ -72,9 +72,16 @@ class RateLimiter:
 
 class Site:
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, rate: float = 2.0, burst: float = 1.0, escalate: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate: float = 2.0,
+        burst: float = 1.0,
+        escalate: bool = False,
+        think_s: float = 0.0,
     ) -> None:
         self.limiter = RateLimiter(rate, burst, escalate)
+        self.think_s = think_s  # how long an admitted page takes to answer (after the rate limiter saw it)
         self.stats = SiteStats()
         site = self
 
@@ -124,6 +131,8 @@ class Site:
                 self._send(req, 429, "<h1>Too many requests</h1>", {"Retry-After": str(max(1, math.ceil(retry)))})
                 return
         self.stats.by_client[client] += 1
+        if self.think_s and kind == "limited":
+            time.sleep(self.think_s)
         if kind in ("page", "limited", "index"):
             n = html.escape(parts[1] if len(parts) > 1 else "0")
             body = (

@@ -86,11 +86,26 @@ def test_waiting_items_get_spread_tickets_in_line(one_proxy):
     assert tickets[1] - tickets[0] == pytest.approx(1.0, abs=1e-3)  # one proxy at 1 req/s
 
 
-def test_a_slow_request_pushes_the_next_slot_so_the_site_still_sees_the_pace(one_proxy):
+def test_a_request_that_reached_the_site_late_pushes_the_next_slot_so_the_site_still_sees_the_pace(one_proxy):
     lease = one_proxy.lease("cold.example", "w1", NOW, 30)
-    one_proxy.release(lease, "cold.example", NOW + 0.45, "success", None, False)  # a cold, slow first request
-    nxt = one_proxy.lease("cold.example", "w2", NOW + 0.5, 30, max_wait_s=2.0)
-    assert nxt.start_at == pytest.approx(NOW + 0.40 + 1 / 1.5, abs=1e-3)
+    one_proxy.release(lease, "cold.example", NOW + 0.08, "success", None, False)  # a cold connection: 80 ms
+    nxt = one_proxy.lease("cold.example", "w2", NOW + 0.1, 30, max_wait_s=2.0)
+    assert nxt.start_at == pytest.approx(NOW + 0.03 + 1 / 1.5, abs=1e-3)  # reached it ~30 ms after it left
+
+
+def test_a_site_that_always_takes_long_to_answer_does_not_slow_the_pace(one_proxy):
+    """Time the site spends thinking comes after the request reached it: once the pool knows the usual
+    answer time, the next request counts from the arrival, not from the answer."""
+    host, t, starts = "thinker.example", NOW, []
+    for i in range(2):
+        lease = one_proxy.lease(host, f"w{i}", t, 30, max_wait_s=2.0)
+        starts.append(lease.start_at)
+        t = lease.start_at + 0.6  # every answer takes 0.6 s
+        one_proxy.release(lease, host, t, "success", None, False)
+    assert starts[1] == pytest.approx(NOW + 0.55 + 1 / 1.5, abs=1e-3)  # the first answer: a cold start?
+    learnt = one_proxy.hosts()[host]["proxies"]["p_a"]
+    assert learnt["answer_s"] == pytest.approx(0.6)
+    assert learnt["next_at"] == pytest.approx(starts[1] + 1 / 2.25, abs=1e-3)  # usual by now: from the arrival
 
 
 def test_a_configured_rate_starts_a_new_host_there_without_slow_start(one_proxy):
@@ -138,14 +153,15 @@ def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(h
     one_proxy.add("p_b", "http://u:p@127.0.0.1:10", "http://u***@127.0.0.1:10", {}, NOW)
     other = DynamoProxyPool("proxies", one_proxy.ddb)  # another container, with its own snapshot
     host = "end.example"
-    mine = one_proxy.lease(host, "w1", NOW, 30)
-    theirs = other.lease(host, "w2", NOW, 30, avoid=mine.proxy_id)
-    assert theirs.proxy_id != mine.proxy_id
-    one_proxy._proxies(NOW + 0.01, refresh=True)  # my snapshot: their proxy leased
-    other.release(theirs, host, NOW + 0.05, "success", None, False)
-    one_proxy.release(mine, host, NOW + 0.9, "success", None, False)  # mine: next slot 1/1.5 s away
-    again = one_proxy.lease(host, "w1", NOW + 1.0, 30, max_wait_s=1.0)
-    assert again.proxy_id == theirs.proxy_id and again.start_at == pytest.approx(NOW + 1.0, abs=1e-3)
+    theirs = other.lease(host, "w2", NOW - 1.0, 30, avoid="p_a")  # books its next slot at NOW
+    assert theirs.proxy_id == "p_b"
+    one_proxy._proxies(NOW - 0.99, refresh=True)  # my snapshot: p_b leased
+    other.release(theirs, host, NOW - 0.95, "success", None, False)  # ...and released right after
+    mine = one_proxy.lease(host, "w1", NOW - 0.5, 30)
+    assert mine.proxy_id == "p_a"
+    one_proxy.release(mine, host, NOW - 0.45, "success", None, False)  # my next slot: NOW + 1/1.5 - 0.5
+    again = one_proxy.lease(host, "w1", NOW, 30, max_wait_s=1.0)
+    assert again.proxy_id == "p_b" and again.start_at == pytest.approx(NOW, abs=1e-3)  # no wait at all
 
 
 def test_a_configured_limit_is_not_crept_past_however_many_successes(one_proxy):

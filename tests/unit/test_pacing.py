@@ -1,3 +1,4 @@
+import pytest
 from scrapersky.domain.pacing import HostPace, PacingPolicy
 
 POLICY = PacingPolicy(default_rate=1.0)
@@ -59,3 +60,20 @@ def test_a_site_that_halves_its_limit_is_followed_down():
             pace = pace.after_success(POLICY)
     assert 0.8 < pace.rate <= 1.0
     assert refusals <= 8
+
+
+def test_what_a_request_takes_beyond_the_usual_answer_time_counts_as_the_way_in():
+    new = HostPace(2.0)  # nothing known of the host's answers yet: only a short way back is assumed
+    assert new.reached_at(POLICY, sent=10.0, answered=10.01) == 10.0
+    assert new.reached_at(POLICY, sent=10.0, answered=10.3) == pytest.approx(10.25)
+    thinker = HostPace(2.0, answer_s=0.3)  # a site that usually takes 0.3 s to answer
+    assert thinker.reached_at(POLICY, sent=10.0, answered=10.31) == 10.01  # thinking: arrived at once
+    assert thinker.reached_at(POLICY, sent=10.0, answered=10.5) == pytest.approx(10.2)  # 0.2 s late on the way
+
+
+def test_the_usual_answer_time_follows_the_answers_and_survives_pace_changes():
+    pace = HostPace(1.0).with_answer_time(POLICY, 0.3)
+    assert pace.answer_s == 0.3
+    pace = pace.with_answer_time(POLICY, 0.8)  # one slow answer moves it a little
+    assert pace.answer_s == pytest.approx(0.4)
+    assert pace.after_success(POLICY).answer_s == pace.after_rate_limit(POLICY).answer_s == pace.answer_s

@@ -27,7 +27,6 @@ MAX_CLAIM_TRIES = 4
 BEST_FEW = 3
 SAME_SLOT_S = 0.05  # proxies whose slots open this close together are equally good picks
 FRESH_S = 0.5
-ROUND_TRIP_SLACK_S = 0.05
 BUSY_RETRY_S = 1.0
 MIN_SNAPSHOT_AGE_S = 0.2  # a snapshot this fresh is not read again to save a wait
 WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth one more read of the pool
@@ -46,6 +45,10 @@ def rate_key(host: str) -> str:
 
 def ceiling_key(host: str) -> str:
     return f"c#{host}"
+
+
+def answer_key(host: str) -> str:
+    return f"a#{host}"
 
 
 class DynamoProxyPool(ProxyPool):
@@ -136,9 +139,14 @@ class DynamoProxyPool(ProxyPool):
         learnt of it (the host's ceiling), else from the host's configured rate, else from the default
         rate. Never faster than the host's configured `max_rate`."""
         cfg = self._hosts.get(host) or {}
+        answer = p.get(answer_key(host))
         if p.get(rate_key(host)) is not None:
             ceiling = p.get(ceiling_key(host))
-            pace = HostPace(rate=float(p[rate_key(host)]), ceiling=None if ceiling is None else float(ceiling))
+            pace = HostPace(
+                rate=float(p[rate_key(host)]),
+                ceiling=None if ceiling is None else float(ceiling),
+                answer_s=None if answer is None else float(answer),
+            )
         elif cfg.get("ceiling") is not None:
             pace = HostPace(rate=float(cfg["ceiling"]), ceiling=float(cfg["ceiling"]))
         elif cfg.get("start_rate") is not None:
@@ -153,7 +161,9 @@ class DynamoProxyPool(ProxyPool):
         cfg = self._hosts.get(host) or {}
         if cfg.get("start_rate") is not None:
             limit = self.pacing.under_known_limit(float(cfg["start_rate"])).rate
-            pace = HostPace(min(pace.rate, limit), limit if pace.ceiling is None else min(pace.ceiling, limit))
+            pace = replace(
+                pace, rate=min(pace.rate, limit), ceiling=limit if pace.ceiling is None else min(pace.ceiling, limit)
+            )
         cap = cfg.get("max_rate")
         return pace if cap is None or pace.rate <= float(cap) else replace(pace, rate=float(cap))
 
@@ -188,7 +198,12 @@ class DynamoProxyPool(ProxyPool):
                 )
             )
             soonest = self._open_at(ready[0], host, now)
-            best = [p for p in ready[:BEST_FEW] if self._open_at(p, host, now) <= soonest + SAME_SLOT_S]
+            best = [
+                p
+                for p in ready[:BEST_FEW]
+                if self._open_at(p, host, now) <= soonest + SAME_SLOT_S
+                and (p.get("proxy_id") == avoid) == (ready[0].get("proxy_id") == avoid)
+            ]
             if now - self._seen.get(str(best[0].get("proxy_id")), -1e18) > FRESH_S:
                 self.rng.shuffle(best)
             for p in (best + ready[len(best) :])[:MAX_CLAIM_TRIES]:
@@ -294,18 +309,20 @@ class DynamoProxyPool(ProxyPool):
             sets.append("last_used_at = :now")
         pace = lease.pace or HostPace(self.pacing.default_rate)
         if outcome in ("success", "failed"):  # a request went out
-            new = self._capped(pace.after_success(self.pacing), host) if outcome == "success" else pace
+            new = pace
             if outcome == "success":
+                new = self._capped(pace.after_success(self.pacing), host)
+                new = new.with_answer_time(self.pacing, max(0.0, now - lease.start_at))
                 sets.append("consecutive_errors = :zero")
                 sets.append("last_success_at = :now")
+                names["#a"] = answer_key(host)
+                vals["answer"] = round(new.answer_s or 0.0, 4)
+                sets.append("#a = :answer")
             # The slot booked at lease time used this container's snapshot of the pace, which may be stale;
-            # only the lease holder writes the pace, so here it is exact: fix the next slot with it. The site
-            # counts from when the request reached it: no earlier than it left (`start_at`, the real send
-            # time), and a slow (cold) request reached it late, estimated as the answer's time less a
-            # normal round trip.
+            # only the lease holder writes the pace, so here it is exact: fix the next slot with it, counted
+            # from when the request reached the site (`start_at` is when it really left the worker).
             names["#n"] = next_key(host)
-            reached = max(lease.start_at, now - ROUND_TRIP_SLACK_S)
-            vals["next"] = reached + self.pacing.interval(new.rate)
+            vals["next"] = pace.reached_at(self.pacing, lease.start_at, now) + self.pacing.interval(new.rate)
             sets.append("#n = :next")
         elif outcome == "rate_limited":
             new = pace.after_rate_limit(self.pacing)
@@ -385,6 +402,7 @@ class DynamoProxyPool(ProxyPool):
                         "rate": r[key],
                         "ceiling": r.get(ceiling_key(host)),
                         "next_at": r.get(next_key(host)),
+                        "answer_s": r.get(answer_key(host)),
                     }
         return out
 
@@ -413,7 +431,7 @@ class DynamoProxyPool(ProxyPool):
             if not is_condition_failure(e):
                 raise
         # What was learnt goes; a cooldown still running (`n#`) stays: the site's Retry-After is not forgotten.
-        keys = (rate_key(host), ceiling_key(host))
+        keys = (rate_key(host), ceiling_key(host), answer_key(host))
         for p in self.list_all():
             if any(k in p for k in keys):
                 known = True
@@ -421,9 +439,9 @@ class DynamoProxyPool(ProxyPool):
                     self.ddb.update_item(
                         TableName=self.table,
                         Key={"proxy_id": ser(p["proxy_id"])},
-                        UpdateExpression="REMOVE #r, #c",
+                        UpdateExpression="REMOVE #r, #c, #a",
                         ConditionExpression="attribute_exists(proxy_id)",
-                        ExpressionAttributeNames=dict(zip(("#r", "#c"), keys, strict=True)),
+                        ExpressionAttributeNames=dict(zip(("#r", "#c", "#a"), keys, strict=True)),
                     )
                 except ClientError as e:
                     if not is_condition_failure(e):

@@ -10,7 +10,7 @@ a site that relaxes is noticed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class PacingPolicy:
     ceiling_margin: float = 0.85  # the ceiling is set this far below a refused rate
     ceiling_step: float = 0.97  # a refusal at (or under) the ceiling lowers it this much
     ceiling_creep: float = 1.0003  # the ceiling rises this much with each success
+    way_back_s: float = 0.05  # the least time an answer is assumed to take on its way back
+    answer_smoothing: float = 0.2  # weight of the latest answer time in the usual one (moving average)
 
     def interval(self, rate: float) -> float:
         return 1.0 / max(self.min_rate, rate)
@@ -39,20 +41,37 @@ class PacingPolicy:
 class HostPace:
     rate: float
     ceiling: float | None = None
+    answer_s: float | None = None  # the usual time from sending a request to its answer (moving average)
 
     def after_success(self, policy: PacingPolicy) -> HostPace:
         if self.ceiling is None:  # nothing refused yet: probe fast
-            return HostPace(rate=min(policy.max_rate, self.rate * policy.slow_start))
+            return replace(self, rate=min(policy.max_rate, self.rate * policy.slow_start))
         ceiling = min(policy.max_rate, self.ceiling * policy.ceiling_creep)
         rate = min(self.rate * policy.recovery, ceiling)
-        return HostPace(rate=rate, ceiling=ceiling)
+        return replace(self, rate=rate, ceiling=ceiling)
 
     def after_rate_limit(self, policy: PacingPolicy) -> HostPace:
         if self.ceiling is None:  # overshoot in slow start: the limit lies somewhere below, keep a margin
             ceiling = self.rate * policy.ceiling_margin
         else:  # refused at the learnt limit (often timing jitter): the limit is just below, step down a little
             ceiling = min(self.ceiling, self.rate) * policy.ceiling_step
-        return HostPace(rate=max(policy.min_rate, self.rate * policy.decrease), ceiling=max(policy.min_rate, ceiling))
+        return replace(
+            self, rate=max(policy.min_rate, self.rate * policy.decrease), ceiling=max(policy.min_rate, ceiling)
+        )
+
+    def reached_at(self, policy: PacingPolicy, sent: float, answered: float) -> float:
+        """When the request most likely reached the site, which counts its pace from then. The usual answer
+        time is the site thinking and the way back; what a request took beyond it was spent on the way in
+        (a cold connection, a busy proxy), so the next request counts from later. A site that always takes
+        long to answer therefore does not slow the pace, and a hiccup on the way in does not bring a 429."""
+        usual = max(policy.way_back_s, self.answer_s or 0.0)
+        return max(sent, answered - usual)
+
+    def with_answer_time(self, policy: PacingPolicy, took_s: float) -> HostPace:
+        if self.answer_s is None:
+            return replace(self, answer_s=took_s)
+        a = policy.answer_smoothing
+        return replace(self, answer_s=(1 - a) * self.answer_s + a * took_s)
 
     def next_allowed(self, policy: PacingPolicy, now: float, retry_after_s: float | None) -> float:
         """When this proxy may hit the host again after a 429: never inside the site's Retry-After window."""

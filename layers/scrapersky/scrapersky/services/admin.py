@@ -121,7 +121,12 @@ def host_view(host: str, rec: dict[str, Any]) -> dict[str, Any]:
         "max_rate": num(rec.get("max_rate")),
         "learnt_ceiling": num(rec.get("ceiling")),
         "proxies": {
-            pid: {"rate": num(p["rate"]), "ceiling": num(p.get("ceiling")), "next_at": iso(p.get("next_at"))}
+            pid: {
+                "rate": num(p["rate"]),
+                "ceiling": num(p.get("ceiling")),
+                "answer_s": num(p.get("answer_s")),
+                "next_at": iso(p.get("next_at")),
+            }
             for pid, p in sorted(rec.get("proxies", {}).items())
         },
     }
