@@ -64,8 +64,8 @@ def test_a_site_that_halves_its_limit_is_followed_down():
 
 def test_what_a_request_takes_beyond_the_usual_answer_time_counts_as_the_way_in():
     new = HostPace(2.0)  # nothing known of the host's answers yet: only a short way back is assumed
-    assert new.reached_at(POLICY, sent=10.0, answered=10.01) == 10.0
-    assert new.reached_at(POLICY, sent=10.0, answered=10.3) == pytest.approx(10.25)
+    assert new.reached_at(POLICY, sent=10.0, answered=10.003) == 10.0
+    assert new.reached_at(POLICY, sent=10.0, answered=10.3) == pytest.approx(10.295)
     thinker = HostPace(2.0, answer_s=0.3)  # a site that usually takes 0.3 s to answer
     assert thinker.reached_at(POLICY, sent=10.0, answered=10.31) == 10.01  # thinking: arrived at once
     assert thinker.reached_at(POLICY, sent=10.0, answered=10.5) == pytest.approx(10.2)  # 0.2 s late on the way

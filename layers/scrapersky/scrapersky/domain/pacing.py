@@ -24,7 +24,7 @@ class PacingPolicy:
     ceiling_margin: float = 0.85  # the ceiling is set this far below a refused rate
     ceiling_step: float = 0.97  # a refusal at (or under) the ceiling lowers it this much
     ceiling_creep: float = 1.0003  # the ceiling rises this much with each success
-    way_back_s: float = 0.05  # the least time an answer is assumed to take on its way back
+    way_back_s: float = 0.005  # the least time an answer is assumed to take on its way back
     answer_smoothing: float = 0.2  # weight of the latest answer time in the usual one (moving average)
 
     def interval(self, rate: float) -> float:
