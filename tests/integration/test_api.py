@@ -236,3 +236,19 @@ def test_every_sample_api_event_reaches_a_route_of_the_function_the_template_sen
     body = json.loads(out["body"]) if out.get("body") else {}
     assert out["statusCode"] < 500, body
     assert body.get("message") != "no such route"
+
+
+def test_an_admin_sees_a_proxy_cooling_for_a_host_after_a_429_and_not_after_a_success(harness, pool):
+    proxies = harness.deps.pool
+    now = harness.deps.clock.now()
+    ok = proxies.lease("calm.example", "w1", now, 30)
+    proxies.release(ok, "calm.example", now + 0.01, "success", None, False)
+    refused = proxies.lease("strict.example", "w2", now, 30)
+    proxies.release(refused, "strict.example", now + 0.01, "rate_limited", 60.0, False)
+    listing = {
+        p["proxy_id"]: p for p in harness.api("admin", "GET", "/proxies", tenant="t_admin", role="admin")[1]["proxies"]
+    }
+    assert listing[refused.proxy_id]["state"] == "cooling"
+    assert list(listing[refused.proxy_id]["cooldowns"]) == ["strict.example"]
+    assert "calm.example" not in listing[ok.proxy_id]["cooldowns"]
+    assert listing[ok.proxy_id]["pace"]["calm.example"] == 1.5

@@ -295,9 +295,22 @@ def test_a_chunks_work_goes_out_part_by_part_as_its_items_are_written(harness, m
     seen: list[tuple[str, int]] = []
     store, queue = harness.deps.store, harness.deps.queue
     put, send = store.put_items, queue.send_work
-    monkeypatch.setattr(store, "put_items", lambda *a: seen.append(("write", len(a[4]))) or put(*a))
+    waiting_at_write: list[int] = []  # work messages a worker could already take, each time records are written
+
+    def waiting() -> int:
+        attrs = harness.sqs.get_queue_attributes(
+            QueueUrl=harness.urls["WorkQueue"], AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+    monkeypatch.setattr(
+        store,
+        "put_items",
+        lambda *a: waiting_at_write.append(waiting()) or seen.append(("write", len(a[4]))) or put(*a),
+    )
     monkeypatch.setattr(queue, "send_work", lambda msgs, **kw: seen.append(("send", len(msgs))) or send(msgs, **kw))
     harness.drain(queues=("FanoutQueue",))
+    assert max(waiting_at_write) >= 25  # a whole part was ready for workers while the chunk was still being written
     pairs = list(zip(seen[::2], seen[1::2], strict=True))  # chunks (10, then 50) may run in either order
     assert [(w[0], s[0]) for w, s in pairs] == [("write", "send")] * 3  # each part is sent once written
     assert sorted(w[1] for w, s in pairs) == [10, 25, 25] and all(w[1] == s[1] for w, s in pairs)

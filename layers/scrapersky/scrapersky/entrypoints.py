@@ -187,7 +187,7 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
 def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = bootstrap.deps()
     report = maintenance.check_quarantined(deps)
-    states = [admin.proxy_view(p, deps.clock.now())["state"] for p in deps.pool.list_all()]
+    states = [admin.proxy_view(deps, p, deps.clock.now())["state"] for p in deps.pool.list_all()]
     for state in ("available", "cooling", "quarantined"):
         metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=states.count(state))
     logger.info("maintenance", extra={"report": json.dumps(report)})

@@ -157,7 +157,7 @@ class Lease:
 class ProxyPool(abc.ABC):
     """The proxy records: leasing with conditional writes, per-host pacing, health."""
 
-    stats: dict[str, int]  # this container's counts: leases, conflicts, calls (for the metrics)
+    stats: dict[str, int]  # this container's counts: leases, conflicts (for the metrics)
 
     @abc.abstractmethod
     def add(self, proxy_id: str, url: str, endpoint: str, labels: dict[str, str], now: float) -> None: ...
@@ -167,6 +167,14 @@ class ProxyPool(abc.ABC):
 
     @abc.abstractmethod
     def list_all(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def paces(self, rec: dict[str, Any]) -> dict[str, float]:
+        """A proxy record's learnt rate per host (requests/s)."""
+
+    @abc.abstractmethod
+    def cooldowns(self, rec: dict[str, Any], now: float) -> dict[str, float]:
+        """The hosts a proxy record is cooling for (a 429 pushed its next slot beyond its pace), with when."""
 
     @abc.abstractmethod
     def hosts(self) -> dict[str, dict[str, Any]]:

@@ -28,8 +28,8 @@ BEST_FEW = 3
 SAME_SLOT_S = 0.05  # proxies whose slots open this close together are equally good picks
 FRESH_S = 0.5
 BUSY_RETRY_S = 1.0
-MIN_SNAPSHOT_AGE_S = 0.2  # a snapshot this fresh is not read again to save a wait
-WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth one more read of the pool
+MIN_SNAPSHOT_AGE_S = 0.2  # a snapshot this fresh is trusted about leases
+WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth a try on a proxy that is likely free
 LIKELY_RELEASED_S = 0.5  # a lease that started this long ago has most likely been released
 PROXY_PREFIX = "p_"
 TICKET_PREFIX = "host#"
@@ -71,7 +71,7 @@ class DynamoProxyPool(ProxyPool):
         self._snapshot_at = -1e18
         self._hosts: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, float] = {}  # when this container last saw a proxy's true state
-        self.stats = {"leases": 0, "conflicts": 0, "calls": 0}
+        self.stats = {"leases": 0, "conflicts": 0}
 
     # ---- records -----------------------------------------------------------------------------------------
     def add(self, proxy_id: str, url: str, endpoint: str, labels: dict[str, str], now: float) -> None:
@@ -115,7 +115,6 @@ class DynamoProxyPool(ProxyPool):
         out: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
-            self.stats["calls"] += 1
             page = self.ddb.scan(**kwargs)
             out.extend(de_item(i) or {} for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
@@ -184,8 +183,8 @@ class DynamoProxyPool(ProxyPool):
             ready = [p for p in free if self._open_at(p, host, now) <= now + max_wait_s]
             if not ready:
                 continue
-            if not refresh and self._worth_a_fresh_look(ready, host, now, lease_s):
-                continue
+            if not refresh:
+                ready += self._likely_released(ready, host, now, lease_s)
             # A proxy this container itself just saw free (it released it, or a refusal told its state) is
             # almost surely still free: try it first. Then random among the few that open soonest, so
             # workers sharing a stale snapshot spread out instead of all fighting for the first.
@@ -220,27 +219,30 @@ class DynamoProxyPool(ProxyPool):
         )
         raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.2))
 
-    def _worth_a_fresh_look(self, ready: list[dict[str, Any]], host: str, now: float, lease_s: float) -> bool:
-        """Before waiting for a slot, look again when the snapshot shows a proxy leased long enough ago that
-        it is most likely free by now: otherwise a worker keeps waiting for the proxy it just released while
-        others sit idle (at the end of a batch, when fewer items than proxies are left)."""
+    def _likely_released(
+        self, ready: list[dict[str, Any]], host: str, now: float, lease_s: float
+    ) -> list[dict[str, Any]]:
+        """Before waiting for a slot, also try the proxies the snapshot shows leased long enough ago that they
+        are most likely free by now and open sooner: otherwise a worker keeps waiting for the proxy it just
+        released while others sit idle (at the end of a batch, when fewer items than proxies are left). A
+        claim on one still leased is refused and tells its true state, like any other conflict."""
         if now - self._snapshot_at < MIN_SNAPSHOT_AGE_S:
-            return False
+            return []
         soonest = min(self._open_at(p, host, now) for p in ready)
         if soonest <= now + WAIT_WORTH_A_LOOK_S:
-            return False
-        return any(
-            p.get("state") == "available"
-            and now > float(p.get("lease_until", 0)) - lease_s + LIKELY_RELEASED_S
-            and self._open_at(p, host, now) < soonest
+            return []
+        return [
+            p
             for p in self._snapshot
-            if float(p.get("lease_until", 0)) >= now
-        )
+            if p.get("state") == "available"
+            and float(p.get("lease_until", 0)) >= now  # shown leased...
+            and now > float(p.get("lease_until", 0)) - lease_s + LIKELY_RELEASED_S  # ...since long enough
+            and self._open_at(p, host, now) < soonest
+        ]
 
     def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float) -> Lease:
         pace = self.pace_of(p, host)
         start = self._open_at(p, host, now)
-        self.stats["calls"] += 1
         try:
             got = self.ddb.update_item(
                 TableName=self.table,
@@ -343,7 +345,6 @@ class DynamoProxyPool(ProxyPool):
             vals.setdefault("one", 1)
             adds.append("consecutive_errors :one")
         update = "SET " + ", ".join(sets) + " REMOVE lease_owner" + (" ADD " + ", ".join(adds) if adds else "")
-        self.stats["calls"] += 1
         try:
             got = self.ddb.update_item(
                 TableName=self.table,
@@ -368,7 +369,6 @@ class DynamoProxyPool(ProxyPool):
     def _share_ceiling(self, host: str, ceiling: float) -> None:
         """What one proxy learnt of a host's limit starts every other proxy that is new to it (sites limit
         each client address by the same rule), so the pool learns the limit once, not once per proxy."""
-        self.stats["calls"] += 1
         try:
             self.ddb.update_item(
                 TableName=self.table,
@@ -383,6 +383,20 @@ class DynamoProxyPool(ProxyPool):
         self._hosts.setdefault(host, {})["ceiling"] = ceiling
 
     # ---- hosts: configuration and what the pool learnt ------------------------------------------------------
+    def paces(self, rec: dict[str, Any]) -> dict[str, float]:
+        prefix = rate_key("")
+        return {k[len(prefix) :]: float(v) for k, v in rec.items() if k.startswith(prefix)}
+
+    def cooldowns(self, rec: dict[str, Any], now: float) -> dict[str, float]:
+        prefix, out = next_key(""), {}
+        for key, value in rec.items():
+            if key.startswith(prefix) and float(value) > now:
+                host = key[len(prefix) :]
+                normal_wait = self.pacing.interval(self.pace_of(rec, host).rate) + SAME_SLOT_S
+                if float(value) - now > normal_wait:
+                    out[host] = float(value)
+        return out
+
     def hosts(self) -> dict[str, dict[str, Any]]:
         rows = self._scan()
         out: dict[str, dict[str, Any]] = {}
@@ -395,15 +409,13 @@ class DynamoProxyPool(ProxyPool):
         for r in rows:
             if not str(r.get("proxy_id", "")).startswith(PROXY_PREFIX):
                 continue
-            for key in r:
-                if key.startswith(rate_key("")):
-                    host = key[len(rate_key("")) :]
-                    out.setdefault(host, {"proxies": {}})["proxies"][r["proxy_id"]] = {
-                        "rate": r[key],
-                        "ceiling": r.get(ceiling_key(host)),
-                        "next_at": r.get(next_key(host)),
-                        "answer_s": r.get(answer_key(host)),
-                    }
+            for host, rate in self.paces(r).items():
+                out.setdefault(host, {"proxies": {}})["proxies"][r["proxy_id"]] = {
+                    "rate": rate,
+                    "ceiling": r.get(ceiling_key(host)),
+                    "next_at": r.get(next_key(host)),
+                    "answer_s": r.get(answer_key(host)),
+                }
         return out
 
     def configure_host(self, host: str, start_rate: float | None, max_rate: float | None, now: float) -> None:
@@ -456,7 +468,6 @@ class DynamoProxyPool(ProxyPool):
         gap = 1.0 / capacity
         start = max(now, earliest)
         key = {"proxy_id": ser(f"{TICKET_PREFIX}{host}")}
-        self.stats["calls"] += 1
         try:
             self.ddb.update_item(
                 TableName=self.table,
@@ -469,7 +480,6 @@ class DynamoProxyPool(ProxyPool):
         except ClientError as e:
             if not is_condition_failure(e):
                 raise
-        self.stats["calls"] += 1
         got = self.ddb.update_item(
             TableName=self.table,
             Key=key,

@@ -62,15 +62,9 @@ def add_proxy(deps: Deps, req: CreateProxyRequest) -> dict[str, Any]:
     return {"proxy_id": proxy_id, "endpoint": endpoint}
 
 
-def proxy_view(rec: dict[str, Any], now: float) -> dict[str, Any]:
-    # a host is cooling when a 429 pushed this proxy's next slot for it beyond its normal pace
-    cooldowns = {}
-    for key, value in rec.items():
-        if key.startswith("n#") and float(value) > now:
-            host = key[2:]
-            rate = float(rec.get(f"r#{host}", 1.0))
-            if float(value) - now > 1.0 / max(rate, 0.01) + 0.05:
-                cooldowns[host] = iso(float(value))
+def proxy_view(deps: Deps, rec: dict[str, Any], now: float) -> dict[str, Any]:
+    paces = deps.pool.paces(rec)
+    cooldowns = {host: iso(until) for host, until in deps.pool.cooldowns(rec, now).items()}
     state = rec.get("state", "available")
     if state == "available" and cooldowns:
         state = "cooling"
@@ -86,13 +80,13 @@ def proxy_view(rec: dict[str, Any], now: float) -> dict[str, Any]:
         "rate_limited": int(rec.get("rate_limited", 0)),
         "last_used_at": iso(rec.get("last_used_at")),
         "consecutive_errors": int(rec.get("consecutive_errors", 0)),
-        "pace": {k[2:]: round(float(v), 3) for k, v in rec.items() if k.startswith("r#")},
+        "pace": {host: round(rate, 3) for host, rate in paces.items()},
     }
 
 
 def list_proxies(deps: Deps) -> dict[str, Any]:
     now = deps.clock.now()
-    return {"proxies": [proxy_view(p, now) for p in sorted(deps.pool.list_all(), key=lambda p: p["proxy_id"])]}
+    return {"proxies": [proxy_view(deps, p, now) for p in sorted(deps.pool.list_all(), key=lambda p: p["proxy_id"])]}
 
 
 def delete_proxy(deps: Deps, proxy_id: str) -> None:

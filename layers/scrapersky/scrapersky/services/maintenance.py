@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from scrapersky.services.context import Deps
 
@@ -14,18 +12,11 @@ BASE_S = 30.0
 CAP_S = 3600.0
 
 
-def tcp_check(url: str, timeout: float = 3.0) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def check_quarantined(
-    deps: Deps, probe: Callable[[str], bool] = tcp_check, rng: random.Random | None = None
+    deps: Deps, probe: Callable[[str], bool] | None = None, rng: random.Random | None = None
 ) -> dict[str, Any]:
+    """`probe` defaults to the fetcher's own check of a proxy (the one the worker uses before use)."""
+    probe = probe or deps.fetcher.probe
     rng = rng or random.Random()
     now = deps.clock.now()
     restored, still = [], []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ from scrapersky.services.context import Deps
 from scrapersky.services.slots import wait_for_slot
 
 
-def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str, Any]:
+def scrape(deps: Deps, req: ScrapeRequest) -> dict[str, Any]:
     try:
         norm = normalise_items(req.kind, [req.item], deps.policy)
     except InvalidTarget as e:
@@ -47,7 +46,7 @@ def scrape(deps: Deps, req: ScrapeRequest, sleep: Any = time.sleep) -> dict[str,
                 raise NoProxyAvailable(
                     f"no proxy is free for {host} within the call's budget", retry_at=e.retry_at
                 ) from None
-            sleep(max(0.05, e.retry_at - now))
+            deps.clock.sleep(max(0.05, e.retry_at - now))
             continue
         lease = wait_for_slot(deps, lease)
         fetched = deps.fetcher.fetch(
