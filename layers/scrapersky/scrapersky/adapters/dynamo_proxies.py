@@ -29,7 +29,7 @@ SAME_SLOT_S = 0.05  # proxies whose slots open this close together are equally g
 FRESH_S = 0.5
 BUSY_RETRY_S = 1.0
 MIN_SNAPSHOT_AGE_S = 0.2  # a snapshot this fresh is trusted about leases
-WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth a try on a proxy that is likely free
+WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth one key read of a proxy likely free
 LIKELY_RELEASED_S = 0.5  # a lease that started this long ago has most likely been released
 PROXY_PREFIX = "p_"
 TICKET_PREFIX = "host#"
@@ -175,16 +175,13 @@ class DynamoProxyPool(ProxyPool):
         self, host: str, owner: str, now: float, lease_s: float, avoid: str | None = None, max_wait_s: float = 0.0
     ) -> Lease:
         for refresh in (False, True):
-            free = [
-                p
-                for p in self._proxies(now, refresh)
-                if p.get("state") == "available" and float(p.get("lease_until", 0)) < now
-            ]
-            ready = [p for p in free if self._open_at(p, host, now) <= now + max_wait_s]
+            ready = self._ready(host, now, max_wait_s, refresh)
             if not ready:
                 continue
-            if not refresh:
-                ready += self._likely_released(ready, host, now, lease_s)
+            likely = [] if refresh else self._likely_released(ready, host, now, lease_s)
+            if likely:  # one key read tells whether the soonest of them is free by now
+                self._reread(min(likely, key=lambda p: self._open_at(p, host, now)), now)
+                ready = self._ready(host, now, max_wait_s, False)
             # A proxy this container itself just saw free (it released it, or a refusal told its state) is
             # almost surely still free: try it first. Then random among the few that open soonest, so
             # workers sharing a stale snapshot spread out instead of all fighting for the first.
@@ -219,13 +216,28 @@ class DynamoProxyPool(ProxyPool):
         )
         raise NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.2))
 
+    def _ready(self, host: str, now: float, max_wait_s: float, refresh: bool) -> list[dict[str, Any]]:
+        """Free proxies whose slot for the host opens within max_wait_s, as this container's snapshot sees them."""
+        return [
+            p
+            for p in self._proxies(now, refresh)
+            if p.get("state") == "available"
+            and float(p.get("lease_until", 0)) < now
+            and self._open_at(p, host, now) <= now + max_wait_s
+        ]
+
+    def _reread(self, p: dict[str, Any], now: float) -> None:
+        got = self.ddb.get_item(TableName=self.table, Key={"proxy_id": ser(p["proxy_id"])}, ConsistentRead=True)
+        rec = de_item(got.get("Item"))
+        if rec:
+            self._remember(rec, now)
+
     def _likely_released(
         self, ready: list[dict[str, Any]], host: str, now: float, lease_s: float
     ) -> list[dict[str, Any]]:
-        """Before waiting for a slot, also try the proxies the snapshot shows leased long enough ago that they
-        are most likely free by now and open sooner: otherwise a worker keeps waiting for the proxy it just
-        released while others sit idle (at the end of a batch, when fewer items than proxies are left). A
-        claim on one still leased is refused and tells its true state, like any other conflict."""
+        """Before waiting for a slot, look again at the proxies the snapshot shows leased long enough ago that
+        they are most likely free by now and open sooner: otherwise a worker keeps waiting for the proxy it
+        just released while others sit idle (at the end of a batch, when fewer items than proxies are left)."""
         if now - self._snapshot_at < MIN_SNAPSHOT_AGE_S:
             return []
         soonest = min(self._open_at(p, host, now) for p in ready)
