@@ -50,3 +50,7 @@ class TransitionLost(Exception):
 
 class RetryableStoreError(Exception):
     """The store throttled or a transaction conflicted; the caller may retry."""
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor we did not give out (or one for another batch or tenant)."""

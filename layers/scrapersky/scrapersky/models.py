@@ -30,7 +30,8 @@ class BatchStatus(StrEnum):
         return self in TERMINAL_BATCH
 
 
-TERMINAL_BATCH = {BatchStatus.COMPLETED, BatchStatus.PARTIAL, BatchStatus.FAILED, BatchStatus.CANCELLED}
+TERMINAL_BATCH = frozenset({BatchStatus.COMPLETED, BatchStatus.PARTIAL, BatchStatus.FAILED, BatchStatus.CANCELLED})
+ACTIVE_BATCH = (BatchStatus.PENDING, BatchStatus.PROCESSING)  # started and not ended
 
 
 class ItemStatus(StrEnum):
@@ -42,7 +43,17 @@ class ItemStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+        return self in TERMINAL_ITEM
+
+
+TERMINAL_ITEM = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED})
+
+
+class ProxyState(StrEnum):
+    AVAILABLE = "available"
+    COOLING = "cooling"  # shown only: an available proxy with a running cooldown for some host
+    QUARANTINED = "quarantined"
+    DISABLED = "disabled"
 
 
 class BatchOptions(BaseModel):

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
 
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
 from scrapersky.domain.pacing import HostPace
-from scrapersky.models import FanoutMessage, WorkMessage
+from scrapersky.models import BatchStatus, FanoutMessage, ItemStatus, WorkMessage
+from scrapersky.records import (
+    BatchRecord,
+    HostRecord,
+    ItemEnd,
+    ItemError,
+    ItemRecord,
+    ItemRef,
+    ProxyRecord,
+    ShardCounts,
+    TenantRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -30,31 +41,18 @@ class ClaimRefused:
     busy_until: float | None = None
 
 
-@dataclass
-class Transition:
-    """One conditional item transition plus the counter deltas that go with it, written atomically."""
+class Release(StrEnum):
+    """What a leased proxy did, as its release records it."""
 
-    batch_id: str
-    seq: int
-    shard: int
-    to_status: str
-    from_status: tuple[str, ...]
-    claim_token: str | None = None  # the transition is ours only if the item still carries this claim
-    set_fields: dict[str, Any] = field(default_factory=dict)
-    add_fields: dict[str, int] = field(default_factory=dict)
-    remove_fields: tuple[str, ...] = ()
-    counters: dict[str, int] = field(default_factory=dict)
-    error_sample: dict[str, Any] | None = None
-    now: float = 0.0
-    create_if_missing: dict[str, Any] | None = None  # the full item, when the record may not exist yet
-    # index of the shard's last item (its share of the total - 1): when set, the store tells whether this
-    # transition finished the shard, so callers look at the whole batch only then
-    shard_last: int | None = None
+    SUCCESS = "success"  # a request went out and the site answered usefully
+    FAILED = "failed"  # a request went out and failed
+    RATE_LIMITED = "rate_limited"  # the site pushed back on this proxy (429, 503 + Retry-After)
+    UNUSED = "unused"  # no request went out: the lease is only handed back
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What a transition did: `won` (truthy) and whether it finished its counter shard's last item."""
+    """What an item change did: `won` (truthy) and whether it finished its counter shard's last item."""
 
     won: bool
     shard_done: bool = False
@@ -64,80 +62,105 @@ class Applied:
 
 
 class BatchStore(abc.ABC):
-    """Batches, their items and counter shards, group locks and client tokens."""
+    """Batch records with their counter shards, group locks and client tokens."""
 
     @abc.abstractmethod
-    def create_batch(
-        self, meta: dict[str, Any], shard_totals: list[int], client_token: str | None, take_group: bool
-    ) -> tuple[dict[str, Any], bool]:
-        """Stores a new batch. Returns (meta, created); a repeated client token returns the earlier batch.
-        With take_group, the group lock is taken in the same write; if it is held the batch is stored as
-        queued behind it (meta["status"] tells which happened)."""
+    def create(
+        self, batch: BatchRecord, shard_totals: list[int], client_token: str | None, take_group: bool
+    ) -> tuple[BatchRecord, bool]:
+        """Stores a new batch with its counter shards. Returns (batch, created); a repeated client token returns
+        the earlier batch. With take_group, the group lock is taken in the same write; if it is held the batch
+        is stored queued behind it (`auto_start`), and the returned record says so."""
 
     @abc.abstractmethod
-    def get_meta(self, batch_id: str) -> dict[str, Any] | None: ...
+    def get(self, batch_id: str) -> BatchRecord | None:
+        """The batch record, strongly consistent."""
 
     @abc.abstractmethod
-    def get_batch(self, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The batch record and its counter shards (one query; O(shards))."""
+    def get_with_counts(self, batch_id: str) -> tuple[BatchRecord, list[ShardCounts]] | None:
+        """The batch record and its counter shards in one query: O(shards), never O(items)."""
 
     @abc.abstractmethod
-    def list_batches(
-        self, tenant_id: str, limit: int, cursor: str | None, status: str | None, group: str | None
-    ) -> tuple[list[tuple[dict[str, Any], list[dict[str, Any]]]], str | None]: ...
+    def list(
+        self, tenant_id: str, limit: int, cursor: str | None, status: BatchStatus | None, group: str | None
+    ) -> tuple[list[tuple[BatchRecord, list[ShardCounts]]], str | None]:
+        """The tenant's batches, newest first. Raises InvalidCursor for a cursor we did not give out."""
 
     @abc.abstractmethod
-    def update_status(
-        self,
-        batch_id: str,
-        to_status: str,
-        from_status: tuple[str, ...],
-        now: float,
-        extra: dict[str, Any] | None = None,
-    ) -> bool:
-        """Conditional status change of the batch record; False when it was not in from_status."""
+    def start(self, batch_id: str, now: float) -> bool:
+        """queued -> pending (it no longer waits in its group's line); False when it was not queued."""
 
     @abc.abstractmethod
-    def mark(self, batch_id: str, fields: dict[str, Any]) -> None:
-        """Sets bookkeeping fields on the batch record, whatever its status."""
+    def begin_processing(self, batch_id: str, now: float) -> bool:
+        """pending -> processing, with started_at; False when it was not pending."""
 
     @abc.abstractmethod
-    def put_items(
-        self, batch_id: str, tenant_id: str, shards: int, first_seq: int, items: list[str], now: float
-    ) -> list[tuple[int, str]]:
-        """Creates item records that do not exist yet (never overwrites). Returns (seq, item) of every
-        item of the chunk still pending, new or not, so a replayed chunk re-sends what may have been lost."""
+    def end(self, batch_id: str, status: BatchStatus, now: float, from_status: tuple[BatchStatus, ...]) -> bool:
+        """Turns the batch terminal (completed_at = now) if it is in from_status; False otherwise."""
 
     @abc.abstractmethod
-    def pending_items(self, batch_id: str, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        """Items still pending, strongly consistent, for dispatching or cancelling a batch."""
-
-    @abc.abstractmethod
-    def query_items(
-        self, batch_id: str, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
-
-    @abc.abstractmethod
-    def get_item(self, batch_id: str, seq: int) -> dict[str, Any] | None: ...
-
-    @abc.abstractmethod
-    def claim_item(
-        self, batch_id: str, seq: int, shard: int, token: str, until: float, now: float
-    ) -> Claim | ClaimRefused: ...
-
-    @abc.abstractmethod
-    def transition(self, t: Transition) -> Applied:
-        """Applies the item transition and its counter deltas in one transaction; falsy if it lost."""
-
-    @abc.abstractmethod
-    def release_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...
+    def mark_fanout_sent(self, batch_id: str) -> None:
+        """Every fan-out chunk of the batch is on the queue (a replayed create need not send them again)."""
 
     @abc.abstractmethod
     def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...
 
     @abc.abstractmethod
+    def release_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...
+
+    @abc.abstractmethod
     def next_waiting_in_group(self, tenant_id: str, group: str) -> str | None:
         """The oldest batch queued behind the group's lock (started by itself when the lock frees)."""
+
+
+class ItemStore(abc.ABC):
+    """Item records. Every change is a conditional write on the item's status with its counter deltas in the
+    same transaction, so an item is counted once whatever redeliveries happen."""
+
+    @abc.abstractmethod
+    def put_pending(self, batch: BatchRecord, first_seq: int, items: list[str], now: float) -> list[tuple[int, str]]:
+        """Creates item records that do not exist yet (never overwrites). Returns (seq, item) of every item of
+        the chunk still pending, new or not, so a replayed chunk re-sends what may have been lost."""
+
+    @abc.abstractmethod
+    def pending(self, batch_id: str, cursor: str | None, limit: int) -> tuple[list[ItemRecord], str | None]:
+        """Items still pending, strongly consistent, for dispatching or cancelling a batch."""
+
+    @abc.abstractmethod
+    def query(
+        self, batch_id: str, status: ItemStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[ItemRecord], str | None]:
+        """Items in order. Raises InvalidCursor for a cursor we did not give out."""
+
+    @abc.abstractmethod
+    def get(self, batch_id: str, seq: int) -> ItemRecord | None: ...
+
+    @abc.abstractmethod
+    def claim(self, ref: ItemRef, token: str, until: float, now: float) -> Claim | ClaimRefused:
+        """pending -> in_progress for this delivery until `until`; a lapsed claim of a crashed delivery is taken
+        over without touching the counters."""
+
+    @abc.abstractmethod
+    def finish(
+        self, ref: ItemRef, token: str, end: ItemEnd, now: float, shard_last: int | None = None
+    ) -> Applied:
+        """in_progress (claimed by `token`) -> succeeded or failed. With `shard_last` (the index of the shard's
+        last item) the answer tells whether this finished the shard, so only then the batch is looked at."""
+
+    @abc.abstractmethod
+    def requeue(
+        self, ref: ItemRef, token: str, now: float, *, attempt_spent: bool, proxy_id: str | None, error: ItemError | None
+    ) -> Applied:
+        """in_progress -> pending: a retry (attempt_spent) or a rate-limit deferral (not an attempt)."""
+
+    @abc.abstractmethod
+    def cancel(self, ref: ItemRef, now: float, claimed_by: str | None = None) -> Applied:
+        """Ends an item cancelled: one not started, or one this delivery holds the claim of."""
+
+    @abc.abstractmethod
+    def fail_from_dead_letter(self, ref: ItemRef, item: str, error: ItemError, now: float) -> Applied:
+        """Ends the item failed from whatever non-terminal state it is in, creating it if it was never stored
+        (a dead-lettered chunk). Never counts an item twice; falsy when it had already ended."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +171,7 @@ class Lease:
     url: str
     fence: int
     owner: str
-    host: str = ""
+    host: str
     start_at: float = 0.0
     pace: HostPace | None = None
     last_success_at: float | None = None
@@ -166,31 +189,8 @@ class ProxyPool(abc.ABC):
     def delete(self, proxy_id: str) -> bool: ...
 
     @abc.abstractmethod
-    def list_all(self) -> list[dict[str, Any]]: ...
-
-    @abc.abstractmethod
-    def paces(self, rec: dict[str, Any]) -> dict[str, float]:
-        """A proxy record's learnt rate per host (requests/s)."""
-
-    @abc.abstractmethod
-    def cooldowns(self, rec: dict[str, Any], now: float) -> dict[str, float]:
-        """The hosts a proxy record is cooling for (a 429 pushed its next slot beyond its pace), with when."""
-
-    @abc.abstractmethod
-    def hosts(self) -> dict[str, dict[str, Any]]:
-        """Each host the pool knows: its configuration (`start_rate`, `max_rate`) and what it learnt
-        (`ceiling`), keyed by host."""
-
-    @abc.abstractmethod
-    def configure_host(self, host: str, start_rate: float | None, max_rate: float | None, now: float) -> None:
-        """Replaces the host's configuration: proxies that have learnt nothing of it start at `start_rate`
-        (the site's known limit per address); no proxy ever goes faster than `max_rate`."""
-
-    @abc.abstractmethod
-    def forget_host(self, host: str) -> bool:
-        """Drops what was configured for and learnt of the host (a cooldown still running is kept: the site's
-        Retry-After is honoured); False when the pool knew nothing of it. A request in flight may still
-        record what it learns when it ends."""
+    def list_all(self, now: float) -> list[ProxyRecord]:
+        """Every proxy with its state, counters, learnt paces and running cooldowns (as of `now`)."""
 
     @abc.abstractmethod
     def lease(
@@ -201,26 +201,56 @@ class ProxyPool(abc.ABC):
 
     @abc.abstractmethod
     def release(
-        self, lease: Lease, host: str, now: float, outcome: str, retry_after_s: float | None, proxy_fault: bool
+        self, lease: Lease, now: float, outcome: Release, retry_after_s: float | None = None, proxy_fault: bool = False
     ) -> None:
         """Returns the lease (conditional on owner and fence), records what the fetch did and learns the
-        host's pace from it (success: a little faster; rate_limited: much slower, Retry-After honoured)."""
+        host's pace from it (success: a little faster; rate_limited: much slower, Retry-After honoured).
+        A release that already happened, or of a lease that lapsed, changes nothing."""
 
     @abc.abstractmethod
-    def take_ticket(self, host: str, now: float, earliest: float) -> float:
-        """A place in the host's waiting line: when a deferred item should come back, spread at the pool's
-        learnt rate for the host so waiting items return one by one instead of all at once."""
+    def capacity(self, host: str, now: float) -> float:
+        """Requests per second the usable proxies can send the host at their current paces."""
 
     @abc.abstractmethod
-    def set_state(self, proxy_id: str, state: str, now: float, extra: dict[str, Any] | None = None) -> None: ...
+    def restore(self, proxy_id: str, now: float) -> None:
+        """A quarantined proxy answered its check: it is available again, its error count cleared."""
+
+    @abc.abstractmethod
+    def keep_quarantined(self, proxy_id: str, now: float, checks: int, next_check_at: float) -> None:
+        """A quarantined proxy failed its check: look again at `next_check_at`."""
+
+
+class HostBook(abc.ABC):
+    """What the pool is told of each host and what it learnt of it, and each host's waiting line."""
+
+    @abc.abstractmethod
+    def hosts(self) -> dict[str, HostRecord]:
+        """Each host the pool knows: configuration, shared ceiling, and each proxy's pace for it."""
+
+    @abc.abstractmethod
+    def configure(self, host: str, rate: float | None, max_rate: float | None, now: float) -> None:
+        """Replaces the host's configuration: proxies that have learnt nothing of it start at `rate` (the
+        site's known limit per address); no proxy ever goes faster than `max_rate`."""
+
+    @abc.abstractmethod
+    def forget(self, host: str) -> bool:
+        """Drops what was configured for and learnt of the host (a cooldown still running is kept: the site's
+        Retry-After is honoured); False when the pool knew nothing of it."""
+
+    @abc.abstractmethod
+    def take_ticket(self, host: str, now: float, earliest: float, gap_s: float) -> float:
+        """A place in the host's waiting line: when a deferred item should come back, `gap_s` after the one
+        before it, so waiting items return one by one instead of all at once."""
 
 
 class TenantStore(abc.ABC):
+    """Tenants by the hash of their API key (a key is never stored)."""
+
     @abc.abstractmethod
     def put_tenant(self, tenant_id: str, name: str, role: str, key_hash: str, now: float) -> None: ...
 
     @abc.abstractmethod
-    def by_key_hash(self, key_hash: str) -> dict[str, Any] | None: ...
+    def by_key_hash(self, key_hash: str) -> TenantRecord | None: ...
 
 
 class WorkQueue(abc.ABC):
@@ -237,6 +267,8 @@ class WorkQueue(abc.ABC):
 
 
 class Fetcher(abc.ABC):
+    """HTTP through a proxy, under the SSRF guard and the byte and time caps."""
+
     @abc.abstractmethod
     def fetch(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> FetchResponse | FetchFailure:
         """Fetches through the proxy, following redirects hop by hop through the SSRF guard."""
@@ -247,6 +279,8 @@ class Fetcher(abc.ABC):
 
 
 class Clock(abc.ABC):
+    """Wall time and sleeping, so use cases can be run on a fake clock."""
+
     @abc.abstractmethod
     def now(self) -> float: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
-from scrapersky.ports import BatchStore, Clock, Fetcher, ProxyPool, TenantStore, WorkQueue
+from scrapersky.ports import BatchStore, Clock, Fetcher, HostBook, ItemStore, ProxyPool, TenantStore, WorkQueue
 from scrapersky.settings import Settings
 
 
@@ -22,8 +22,10 @@ class CallCounter:
 @dataclass
 class Deps:
     settings: Settings
-    store: BatchStore
+    batches: BatchStore
+    items: ItemStore
     pool: ProxyPool
+    hosts: HostBook
     tenants: TenantStore
     queue: WorkQueue
     fetcher: Fetcher
