@@ -141,15 +141,20 @@ class ItemStore(abc.ABC):
         over without touching the counters."""
 
     @abc.abstractmethod
-    def finish(
-        self, ref: ItemRef, token: str, end: ItemEnd, now: float, shard_last: int | None = None
-    ) -> Applied:
+    def finish(self, ref: ItemRef, token: str, end: ItemEnd, now: float, shard_last: int | None = None) -> Applied:
         """in_progress (claimed by `token`) -> succeeded or failed. With `shard_last` (the index of the shard's
         last item) the answer tells whether this finished the shard, so only then the batch is looked at."""
 
     @abc.abstractmethod
     def requeue(
-        self, ref: ItemRef, token: str, now: float, *, attempt_spent: bool, proxy_id: str | None, error: ItemError | None
+        self,
+        ref: ItemRef,
+        token: str,
+        now: float,
+        *,
+        attempt_spent: bool,
+        proxy_id: str | None,
+        error: ItemError | None,
     ) -> Applied:
         """in_progress -> pending: a retry (attempt_spent) or a rate-limit deferral (not an attempt)."""
 
