@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from scrapersky_client.client import ApiError, Client
+from scrapersky_client.client import TERMINAL, ApiError, Client
 
 console = Console(stderr=True)
 out = Console()
@@ -29,7 +29,7 @@ def _read_items(args: argparse.Namespace) -> list[str]:
 
 def _eta(st: dict[str, Any]) -> str:
     eta = st.get("estimated_completion_time")
-    if not eta or st["status"] in ("completed", "partial", "failed", "cancelled"):
+    if not eta or st["status"] in TERMINAL:
         return ""
     secs = (datetime.fromisoformat(eta.replace("Z", "+00:00")) - datetime.now().astimezone()).total_seconds()
     return f"ETA {max(0, int(secs))}s"

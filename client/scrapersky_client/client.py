@@ -12,7 +12,7 @@ from urllib.parse import quote
 import requests
 
 DEFAULT_URL = "http://127.0.0.1:3000"
-TERMINAL = {"completed", "partial", "failed", "cancelled"}
+TERMINAL = frozenset({"completed", "partial", "failed", "cancelled"})  # batch statuses that never change again
 
 
 class ApiError(Exception):

@@ -1,16 +1,27 @@
 import pytest
 from scrapersky.domain.progress import Counts, batch_view, decide_final_status
 from scrapersky.models import BatchStatus
+from scrapersky.records import BatchRecord, ShardCounts
 from scrapersky.services.batches import chunk_items, shard_totals
 
-META = {"batch_id": "b_x", "status": "processing", "total_items": 100, "created_at": 1000.0, "started_at": 1000.0}
+META = BatchRecord(
+    batch_id="b_x",
+    tenant_id="t_x",
+    kind="page",
+    status=BatchStatus.PROCESSING,
+    total_items=100,
+    shards=2,
+    created_at=1000.0,
+    updated_at=1000.0,
+    started_at=1000.0,
+)
 
 
 def test_view_counts_always_add_up_to_the_total():
     counts = Counts.from_shards(
         [
-            {"succeeded": 30, "failed": 2, "in_progress": 3, "retries": 4, "e_http_404": 2, "updated_at": 1050.0},
-            {"succeeded": 10, "cancelled": 0, "in_progress": 2},
+            ShardCounts(succeeded=30, failed=2, in_progress=3, retries=4, errors={"http_404": 2}, updated_at=1050.0),
+            ShardCounts(succeeded=10, cancelled=0, in_progress=2),
         ]
     )
     v = batch_view(META, counts, now=1060.0)

@@ -1,5 +1,8 @@
 import pytest
-from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_resolved, normalise_items, normalise_page
+from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_resolved, normalise_page
+from scrapersky.errors import InvalidInput
+from scrapersky.kinds.registry import default_registry
+from scrapersky.models import BatchOptions
 
 DEPLOYED = TargetPolicy()
 LOCAL = TargetPolicy(allow_private=True, any_port=True)
@@ -46,15 +49,19 @@ def test_local_policy_allows_loopback_targets_on_any_port():
 
 
 def test_duplicates_after_normalisation_are_dropped_and_counted():
-    out = normalise_items("page", ["example.com", "https://example.com/", "ftp://x", "example.org"], DEPLOYED)
+    page = default_registry().get("page")
+    out = page.normalise(["example.com", "https://example.com/", "ftp://x", "example.org"], BatchOptions(), DEPLOYED)
     assert out.accepted == ["https://example.com/", "https://example.org/"]
     assert out.duplicates == 1
     assert [r.item for r in out.rejected] == ["ftp://x"]
 
 
-def test_unserved_kind_is_refused():
-    with pytest.raises(InvalidTarget, match="not served"):
-        normalise_items("sitemap", ["example.com"], DEPLOYED)
+@pytest.mark.parametrize("kind", ["sitemap", "profile", "nonsense"])
+def test_a_kind_this_deployment_does_not_serve_is_a_422_naming_what_is_served(kind):
+    with pytest.raises(InvalidInput, match="not served by this deployment") as e:
+        default_registry().get(kind)
+    assert e.value.status_code == 422
+    assert "served: page" in e.value.message
 
 
 def test_redirect_hop_to_a_name_resolving_to_a_private_address_is_refused():

@@ -9,6 +9,8 @@ import boto3
 from botocore.config import Config
 
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
+from scrapersky.adapters.dynamo_hosts import DynamoHostBook
+from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.adapters.http_fetcher import RequestsFetcher

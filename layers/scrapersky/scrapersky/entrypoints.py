@@ -52,13 +52,20 @@ def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
     """The API speaks JSON: a body sent without a JSON content type (curl -d) is read as JSON anyway."""
     headers = event.get("headers") or {}
     ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
-    if event.get("body") and "json" not in ctype.lower():
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        headers["Content-Type"] = "application/json"
-        multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-        multi["Content-Type"] = ["application/json"]
-        event = {**event, "headers": headers, "multiValueHeaders": multi}
-    return event
+    if not event.get("body") or "json" in ctype.lower():
+        return event
+    return {
+        **event,
+        "headers": {**_without_content_type(headers), "Content-Type": "application/json"},
+        "multiValueHeaders": {
+            **_without_content_type(event.get("multiValueHeaders") or {}),
+            "Content-Type": ["application/json"],
+        },
+    }
+
+
+def _without_content_type(headers: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in headers.items() if k.lower() != "content-type"}
 
 
 batches_handler = http_handler(batches_router)
@@ -171,12 +178,12 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
         raise Exception("Unauthorized")  # API Gateway answers 401 {"message": "Unauthorized"}
     arn = event.parsed_arn
     policy = APIGatewayAuthorizerResponse(
-        principal_id=who["tenant_id"],
+        principal_id=who.tenant_id,
         region=arn.region,
         aws_account_id=arn.aws_account_id,
         api_id=arn.api_id,
         stage=arn.stage,
-        context={"tenant_id": who["tenant_id"], "role": who.get("role", "tenant")},
+        context={"tenant_id": who.tenant_id, "role": who.role},
     )
     policy.allow_all_routes()  # the result is cached per key, so it must hold for every route
     return policy.asdict()
@@ -187,7 +194,8 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
 def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = bootstrap.deps()
     report = maintenance.check_quarantined(deps)
-    states = [admin.proxy_view(deps, p, deps.clock.now())["state"] for p in deps.pool.list_all()]
+    now = deps.clock.now()
+    states = [admin.proxy_view(p, now)["state"] for p in deps.pool.list_all(now)]
     for state in ("available", "cooling", "quarantined"):
         metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=states.count(state))
     logger.info("maintenance", extra={"report": json.dumps(report)})

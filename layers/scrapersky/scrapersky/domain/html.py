@@ -16,12 +16,13 @@ class _Summary(HTMLParser):
         self._buf: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "title" and self.title is None:
-            self._start("title")
-        elif tag == "h1" and self.h1 is None:
-            self._start("h1")
-        elif tag == "meta" and self.description is None and a.get("name", "").lower() == "description":
+        if tag in ("title", "h1") and getattr(self, tag) is None:
+            self._start(tag)
+        elif tag in ("meta", "link"):
+            self._head_tag(tag, {k.lower(): (v or "") for k, v in attrs})
+
+    def _head_tag(self, tag: str, a: dict[str, str]) -> None:
+        if tag == "meta" and self.description is None and a.get("name", "").lower() == "description":
             self.description = _clean(a.get("content", ""))
         elif tag == "link" and self.canonical is None and "canonical" in a.get("rel", "").lower().split():
             self.canonical = a.get("href") or None

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scrapersky.models import BatchStatus
+from scrapersky.records import BatchRecord, ErrorSample, ShardCounts
 
 COUNTERS = ("succeeded", "failed", "cancelled", "in_progress", "retries")
-ERROR_PREFIX = "e_"
 MAX_ERROR_SAMPLES = 5
 
 
@@ -35,19 +35,20 @@ class Counts:
         return self.succeeded + self.failed + self.cancelled
 
     @classmethod
-    def from_shards(cls, shards: list[dict[str, Any]]) -> Counts:
+    def from_shards(cls, shards: list[ShardCounts]) -> Counts:
         c = cls()
+        samples: list[ErrorSample] = []
         for s in shards:
             for name in COUNTERS:
-                setattr(c, name, getattr(c, name) + int(s.get(name, 0)))
-            for k, v in s.items():
-                if k.startswith(ERROR_PREFIX) and int(v):
-                    code = k[len(ERROR_PREFIX) :]
-                    c.by_code[code] = c.by_code.get(code, 0) + int(v)
-            c.samples.extend(s.get("error_samples", []))
-            if s.get("updated_at") is not None:
-                c.updated_at = max(c.updated_at or 0.0, float(s["updated_at"]))
-        c.samples.sort(key=lambda x: x.get("at", ""))
+                setattr(c, name, getattr(c, name) + getattr(s, name))
+            for code, n in s.errors.items():
+                if n:
+                    c.by_code[code] = c.by_code.get(code, 0) + n
+            samples.extend(s.samples)
+            if s.updated_at is not None:
+                c.updated_at = max(c.updated_at or 0.0, s.updated_at)
+        samples.sort(key=lambda x: x.at)
+        c.samples = [{"item": x.item, "code": x.code, "message": x.message, "at": x.at} for x in samples]
         c.samples = c.samples[:MAX_ERROR_SAMPLES]
         # Clamp so a reader never sees the sum invariant broken, whatever order shards were read in.
         c.in_progress = max(0, c.in_progress)
@@ -67,30 +68,22 @@ def decide_final_status(counts: Counts, total: int) -> BatchStatus | None:
     return BatchStatus.PARTIAL
 
 
-def batch_view(meta: dict[str, Any], counts: Counts, now: float) -> dict[str, Any]:
+def batch_view(batch: BatchRecord, counts: Counts, now: float) -> dict[str, Any]:
     """The public shape of GET /batches/{id}."""
-    total = int(meta["total_items"])
-    status = BatchStatus(meta["status"])
+    total = batch.total_items
+    status = batch.status
     finished = min(total, counts.finished)
     in_progress = min(counts.in_progress, total - finished)
     pending = total - finished - in_progress
-    started = _f(meta.get("started_at"))
-    completed = _f(meta.get("completed_at"))
-    end = completed or now
-    duration = round(end - started, 3) if started else None
-    throughput = None
-    eta = None
-    processed_here = finished - counts.cancelled  # throughput counts the items that were worked on
-    if started and duration and duration > 0 and processed_here > 0:
-        throughput = round(processed_here / duration * 60, 2)
-        if not status.terminal and finished < total:
-            eta = now + (total - finished) / (processed_here / duration)
+    started, completed = batch.started_at, batch.completed_at
+    duration = round((completed or now) - started, 3) if started else None
+    throughput, eta = _pace(counts, finished, total, duration, now, status.terminal)
     if status.terminal:
         eta = completed
     return {
-        "batch_id": meta["batch_id"],
-        "kind": meta.get("kind", "page"),
-        "group": meta.get("group"),
+        "batch_id": batch.batch_id,
+        "kind": batch.kind,
+        "group": batch.group,
         "status": status.value,
         "total_items": total,
         "succeeded": counts.succeeded,
@@ -100,20 +93,29 @@ def batch_view(meta: dict[str, Any], counts: Counts, now: float) -> dict[str, An
         "pending": pending,
         "retries": counts.retries,
         "progress_pct": round(finished / total * 100, 2) if total else 100.0,
-        "created_at": iso(_f(meta.get("created_at"))),
+        "created_at": iso(batch.created_at),
         "started_at": iso(started),
-        "updated_at": iso(max(_f(meta.get("updated_at")) or 0.0, counts.updated_at or 0.0) or None),
+        "updated_at": iso(max(batch.updated_at or 0.0, counts.updated_at or 0.0) or None),
         "completed_at": iso(completed),
         "duration_s": duration,
         "throughput_per_min": throughput,
         "estimated_completion_time": iso(eta),
         "errors": {"by_code": dict(sorted(counts.by_code.items())), "sample": counts.samples},
-        "rejected_items": int(meta.get("rejected_count", 0)),
-        "duplicate_items": int(meta.get("duplicate_items", 0)),
-        "options": meta.get("options", {}),
+        "rejected_items": batch.rejected_count,
+        "duplicate_items": batch.duplicate_items,
+        "options": batch.options,
         "results_url": None,
     }
 
 
-def _f(v: Any) -> float | None:
-    return None if v is None else float(v)
+def _pace(
+    counts: Counts, finished: int, total: int, duration: float | None, now: float, terminal: bool
+) -> tuple[float | None, float | None]:
+    """Items per minute so far and the estimated completion time; the throughput counts the items that were
+    worked on (cancelled ones were not)."""
+    processed_here = finished - counts.cancelled
+    if not duration or duration <= 0 or processed_here <= 0:
+        return None, None
+    rate = processed_here / duration
+    eta = now + (total - finished) / rate if not terminal and finished < total else None
+    return round(rate * 60, 2), eta

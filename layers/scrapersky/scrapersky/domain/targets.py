@@ -6,12 +6,13 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from scrapersky.models import MAX_ITEM_LENGTH, RejectedItem
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 _SCHEMES = {"http", "https"}
+_DEFAULT_PORT = {"http": 80, "https": 443}
 DEFAULT_PORTS = frozenset({80, 443, 8080, 8443})
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
 
@@ -33,39 +34,38 @@ class TargetPolicy:
             raise InvalidTarget(f"port {port} is not allowed (allowed: {sorted(self.allowed_ports)})")
 
     def check_address(self, address: str) -> None:
+        """Only globally routable unicast addresses (private, loopback, link-local, shared 100.64/10, reserved,
+        unspecified, metadata and multicast are refused), unless private targets are allowed (local stack)."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if self.allow_private:
             return
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        if (
-            ip.is_private
-            or ip.is_loopback
-            or ip.is_link_local
-            or ip.is_multicast
-            or ip.is_reserved
-            or ip.is_unspecified
-            or str(ip) == "169.254.169.254"
-        ):
+        if not ip.is_global or ip.is_multicast:
             raise InvalidTarget(f"address {ip} is private, loopback, link-local or reserved")
 
 
-def normalise_page(raw: str, policy: TargetPolicy) -> str:
-    """A `page` item as an absolute http(s) URL; bare domains become https://domain/."""
-    text = raw.strip()
-    if not text:
-        raise InvalidTarget("empty item")
-    if len(text) > MAX_ITEM_LENGTH:
-        raise InvalidTarget(f"longer than {MAX_ITEM_LENGTH} characters")
-    if "://" not in text:
-        if ":" in text.split("/", 1)[0] and not re.match(r"^[^:/]+:\d+(/|$)", text):
-            raise InvalidTarget("unsupported scheme (only http and https)")
-        text = "https://" + text
+def _with_scheme(text: str) -> str:
+    """A bare domain (optionally with a port) gets https://; anything else with a colon is another scheme."""
+    if "://" in text:
+        return text
+    if ":" in text.split("/", 1)[0] and not re.match(r"^[^:/]+:\d+(/|$)", text):
+        raise InvalidTarget("unsupported scheme (only http and https)")
+    return "https://" + text
+
+
+def _split(text: str) -> tuple[SplitResult, int | None]:
     try:
         parts = urlsplit(text)
-        port = parts.port
+        return parts, parts.port
     except ValueError as e:
         raise InvalidTarget(f"not a valid URL: {e}") from e
+
+
+def _parts(text: str) -> tuple[SplitResult, str, str, int | None]:
+    """The URL's parts, scheme, host and port, refusing what is never a page: another scheme, no host,
+    credentials, whitespace."""
+    parts, port = _split(_with_scheme(text))
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise InvalidTarget(f"unsupported scheme '{scheme}' (only http and https)")
@@ -76,14 +76,23 @@ def normalise_page(raw: str, policy: TargetPolicy) -> str:
         raise InvalidTarget("credentials in the URL are not allowed")
     if any(c.isspace() for c in text):
         raise InvalidTarget("whitespace inside the URL")
+    return parts, scheme, host, port
+
+
+def normalise_page(raw: str, policy: TargetPolicy) -> str:
+    """A `page` item as an absolute http(s) URL; bare domains become https://domain/."""
+    text = raw.strip()
+    if not text:
+        raise InvalidTarget("empty item")
+    if len(text) > MAX_ITEM_LENGTH:
+        raise InvalidTarget(f"longer than {MAX_ITEM_LENGTH} characters")
+    parts, scheme, host, port = _parts(text)
     guard_host(host, policy)
-    effective_port = port or (443 if scheme == "https" else 80)
-    policy.check_port(effective_port)
+    policy.check_port(port or _DEFAULT_PORT[scheme])
     netloc = host if ":" not in host else f"[{host}]"
-    if port and not ((scheme == "https" and port == 443) or (scheme == "http" and port == 80)):
+    if port and port != _DEFAULT_PORT[scheme]:
         netloc = f"{netloc}:{port}"
-    path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def host_key(raw: str) -> str:
@@ -107,16 +116,20 @@ def guard_host(host: str, policy: TargetPolicy) -> None:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if host == "localhost" or host.endswith(".localhost"):
-            if not policy.allow_private:
-                raise InvalidTarget("localhost is not allowed") from None
-            return
-        if not _DOMAIN.match(host):
-            raise InvalidTarget(f"'{host}' is not a valid host name") from None
-        if "." not in host and not policy.allow_private:
-            raise InvalidTarget(f"'{host}' is not a public domain name") from None
+        _guard_name(host, policy)
         return
     policy.check_address(host)
+
+
+def _guard_name(host: str, policy: TargetPolicy) -> None:
+    if host == "localhost" or host.endswith(".localhost"):
+        if not policy.allow_private:
+            raise InvalidTarget("localhost is not allowed")
+        return
+    if not _DOMAIN.match(host):
+        raise InvalidTarget(f"'{host}' is not a valid host name")
+    if "." not in host and not policy.allow_private:
+        raise InvalidTarget(f"'{host}' is not a public domain name")
 
 
 def guard_resolved(url: str, policy: TargetPolicy, resolve: Callable[[str, int], Iterable[str]]) -> None:
@@ -125,7 +138,7 @@ def guard_resolved(url: str, policy: TargetPolicy, resolve: Callable[[str, int],
     if parts.scheme not in _SCHEMES:
         raise InvalidTarget(f"unsupported scheme '{parts.scheme}'")
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or _DEFAULT_PORT[parts.scheme]
     guard_host(host, policy)
     policy.check_port(port)
     for address in resolve(host, port):
@@ -139,24 +152,20 @@ class NormalisedItems:
     duplicates: int = 0
 
 
-def normalise_items(kind: str, raw_items: Iterable[str], policy: TargetPolicy) -> NormalisedItems:
-    """Normalises per kind, drops duplicates after normalisation, rejects invalid items with a reason."""
-    if kind != "page":
-        raise InvalidTarget(f"kind '{kind}' is not served by this deployment (served: page)")
+def normalise_each(raw_items: Iterable[str], normalise: Callable[[str], str]) -> NormalisedItems:
+    """Normalises each item with the kind's rule, drops duplicates after normalisation, rejects invalid items
+    with their reason."""
     out = NormalisedItems()
     seen: set[str] = set()
     for raw in raw_items:
         try:
-            url = normalise_page(raw, policy)
+            item = normalise(raw)
         except InvalidTarget as e:
             out.rejected.append(RejectedItem(item=raw[:MAX_ITEM_LENGTH], reason=str(e)))
             continue
-        if url in seen:
+        if item in seen:
             out.duplicates += 1
             continue
-        seen.add(url)
-        out.accepted.append(url)
+        seen.add(item)
+        out.accepted.append(item)
     return out
-
-
-SERVED_KINDS = ("page",)

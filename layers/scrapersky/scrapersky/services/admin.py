@@ -10,7 +10,8 @@ from urllib.parse import unquote, urlsplit
 from scrapersky.domain.progress import iso
 from scrapersky.domain.targets import InvalidTarget, host_key
 from scrapersky.errors import InvalidInput, NotFound
-from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
+from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest, ProxyState
+from scrapersky.records import HostRecord, ProxyRecord, TenantRecord
 from scrapersky.services.context import Deps
 
 
@@ -28,7 +29,7 @@ def create_tenant(
     return {"tenant_id": tid, "name": req.name, "role": req.role, "api_key": key}
 
 
-def authenticate(deps: Deps, authorization: str | None) -> dict[str, Any] | None:
+def authenticate(deps: Deps, authorization: str | None) -> TenantRecord | None:
     if not authorization:
         return None
     scheme, _, token = authorization.strip().partition(" ")
@@ -62,31 +63,30 @@ def add_proxy(deps: Deps, req: CreateProxyRequest) -> dict[str, Any]:
     return {"proxy_id": proxy_id, "endpoint": endpoint}
 
 
-def proxy_view(deps: Deps, rec: dict[str, Any], now: float) -> dict[str, Any]:
-    paces = deps.pool.paces(rec)
-    cooldowns = {host: iso(until) for host, until in deps.pool.cooldowns(rec, now).items()}
-    state = rec.get("state", "available")
-    if state == "available" and cooldowns:
-        state = "cooling"
+def proxy_view(rec: ProxyRecord, now: float) -> dict[str, Any]:
+    state = rec.state
+    if state is ProxyState.AVAILABLE and rec.cooldowns:
+        state = ProxyState.COOLING
     return {
-        "proxy_id": rec["proxy_id"],
-        "endpoint": rec.get("endpoint"),
-        "labels": rec.get("labels", {}),
-        "state": state,
-        "leased": float(rec.get("lease_until", 0)) > now,
-        "cooldowns": cooldowns,
-        "succeeded": int(rec.get("succeeded", 0)),
-        "failed": int(rec.get("failed", 0)),
-        "rate_limited": int(rec.get("rate_limited", 0)),
-        "last_used_at": iso(rec.get("last_used_at")),
-        "consecutive_errors": int(rec.get("consecutive_errors", 0)),
-        "pace": {host: round(rate, 3) for host, rate in paces.items()},
+        "proxy_id": rec.proxy_id,
+        "endpoint": rec.endpoint,
+        "labels": rec.labels,
+        "state": state.value,
+        "leased": rec.lease_until > now,
+        "cooldowns": {host: iso(until) for host, until in rec.cooldowns.items()},
+        "succeeded": rec.succeeded,
+        "failed": rec.failed,
+        "rate_limited": rec.rate_limited,
+        "last_used_at": iso(rec.last_used_at),
+        "consecutive_errors": rec.consecutive_errors,
+        "pace": {host: round(p.rate, 3) for host, p in rec.paces.items()},
     }
 
 
 def list_proxies(deps: Deps) -> dict[str, Any]:
     now = deps.clock.now()
-    return {"proxies": [proxy_view(deps, p, now) for p in sorted(deps.pool.list_all(), key=lambda p: p["proxy_id"])]}
+    proxies = sorted(deps.pool.list_all(now), key=lambda p: p.proxy_id)
+    return {"proxies": [proxy_view(p, now) for p in proxies]}
 
 
 def delete_proxy(deps: Deps, proxy_id: str) -> None:
@@ -105,38 +105,39 @@ def _host(raw: str) -> str:
         ) from e
 
 
-def host_view(host: str, rec: dict[str, Any]) -> dict[str, Any]:
-    def num(v: Any) -> float | None:
-        return None if v is None else round(float(v), 3)
+def _num(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
 
+
+def host_view(rec: HostRecord) -> dict[str, Any]:
     return {
-        "host": host,
-        "rate": num(rec.get("start_rate")),
-        "max_rate": num(rec.get("max_rate")),
-        "learnt_ceiling": num(rec.get("ceiling")),
+        "host": rec.host,
+        "rate": _num(rec.rate),
+        "max_rate": _num(rec.max_rate),
+        "learnt_ceiling": _num(rec.ceiling),
         "proxies": {
             pid: {
-                "rate": num(p["rate"]),
-                "ceiling": num(p.get("ceiling")),
-                "answer_s": num(p.get("answer_s")),
-                "next_at": iso(p.get("next_at")),
+                "rate": _num(p.rate),
+                "ceiling": _num(p.ceiling),
+                "answer_s": _num(p.answer_s),
+                "next_at": iso(p.next_at),
             }
-            for pid, p in sorted(rec.get("proxies", {}).items())
+            for pid, p in sorted(rec.proxies.items())
         },
     }
 
 
 def list_hosts(deps: Deps) -> dict[str, Any]:
-    return {"hosts": [host_view(h, rec) for h, rec in sorted(deps.pool.hosts().items())]}
+    return {"hosts": [host_view(rec) for _, rec in sorted(deps.hosts.hosts().items())]}
 
 
 def configure_host(deps: Deps, raw_host: str, req: HostConfigRequest) -> dict[str, Any]:
     host = _host(raw_host)
-    deps.pool.configure_host(host, req.rate, req.max_rate, deps.clock.now())
-    return host_view(host, deps.pool.hosts().get(host, {}))
+    deps.hosts.configure(host, req.rate, req.max_rate, deps.clock.now())
+    return host_view(deps.hosts.hosts().get(host) or HostRecord(host))
 
 
 def forget_host(deps: Deps, raw_host: str) -> None:
     host = _host(raw_host)
-    if not deps.pool.forget_host(host):
+    if not deps.hosts.forget(host):
         raise NotFound(f"the pool knows nothing of host {host}")

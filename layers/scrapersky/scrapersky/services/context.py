@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
+from scrapersky.kinds.registry import KindRegistry, default_registry
 from scrapersky.ports import BatchStore, Clock, Fetcher, HostBook, ItemStore, ProxyPool, TenantStore, WorkQueue
 from scrapersky.settings import Settings
 
@@ -31,6 +32,7 @@ class Deps:
     fetcher: Fetcher
     clock: Clock
     api_calls: CallCounter = field(default_factory=CallCounter)
+    kinds: KindRegistry = field(default_factory=default_registry)
 
     @property
     def policy(self) -> TargetPolicy:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scrapersky.models import FanoutMessage
-from scrapersky.services import items
+from scrapersky.models import BatchStatus, FanoutMessage, ItemStatus
+from scrapersky.records import BatchRecord, ItemError, ItemRef
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
 CODE = "poison_message"
+NOT_PROCESSED = ItemError(CODE, "the item could not be processed and was moved to the dead-letter queue")
+NOT_STORED = ItemError(CODE, "the item could not be stored and was moved to the dead-letter queue")
+NOT_DISPATCHED = ItemError(CODE, "the batch could not be dispatched")
 
 
 def handle(deps: Deps, body: str) -> str:
@@ -20,65 +23,42 @@ def handle(deps: Deps, body: str) -> str:
         return "unreadable"
     if not isinstance(data, dict) or "batch_id" not in data:
         return "unreadable"
-    if "seq" in data:
-        # Trust only the keys: whatever else made the message poison may be wrong too.
-        batch_id, seq = str(data["batch_id"]), int(data["seq"])
-        meta = deps.store.get_meta(batch_id)
-        if meta is None:
-            return "unknown_batch"
-        rec = deps.store.get_item(batch_id, seq) or {}
-        if meta["status"] == "cancelled" and rec.get("status") == "pending":
-            items.cancel(deps, batch_id, seq, seq % int(meta["shards"]))  # cancelled, not a failure
-            return "item_cancelled"
-        item = str(rec.get("item") or data.get("item") or "")
-        items.fail_whatever_state(
-            deps,
-            batch_id,
-            seq,
-            seq % int(meta["shards"]),
-            item,
-            meta["tenant_id"],
-            CODE,
-            "the item could not be processed and was moved to the dead-letter queue",
-        )
-        finish_if_done(deps, batch_id)
-        return "item_failed"
-    fan = FanoutMessage.model_validate(data)
-    meta = deps.store.get_meta(fan.batch_id)
-    if meta is None:
+    batch = deps.batches.get(str(data["batch_id"]))
+    if batch is None:
         return "unknown_batch"
-    shards = int(meta["shards"])
+    outcome = (
+        _work_item(deps, batch, data) if "seq" in data else _fanout(deps, batch, FanoutMessage.model_validate(data))
+    )
+    finish_if_done(deps, batch.batch_id)
+    return outcome
+
+
+def _work_item(deps: Deps, batch: BatchRecord, data: dict[str, Any]) -> str:
+    # Trust only the keys: whatever else made the message poison may be wrong too.
+    seq = int(data["seq"])
+    ref = ItemRef(batch.batch_id, seq, batch.shard_of(seq))
+    rec = deps.items.get(batch.batch_id, seq)
+    if batch.status is BatchStatus.CANCELLED and rec is not None and rec.status is ItemStatus.PENDING:
+        deps.items.cancel(ref, deps.clock.now())  # cancelled, not a failure
+        return "item_cancelled"
+    item = rec.item if rec is not None else str(data.get("item") or "")
+    deps.items.fail_from_dead_letter(ref, item, NOT_PROCESSED, deps.clock.now())
+    return "item_failed"
+
+
+def _fanout(deps: Deps, batch: BatchRecord, fan: FanoutMessage) -> str:
     if fan.type == "chunk":
         for seq, item in enumerate(fan.items, start=fan.first_seq):
-            items.fail_whatever_state(
-                deps,
-                fan.batch_id,
-                seq,
-                seq % shards,
-                item,
-                fan.tenant_id,
-                CODE,
-                "the item could not be stored and was moved to the dead-letter queue",
-            )
-    else:
-        cursor = fan.cursor
-        while True:
-            rows, cursor = deps.store.pending_items(fan.batch_id, cursor, 500)
-            for r in rows:
-                if fan.type == "cancel":
-                    items.cancel(deps, fan.batch_id, int(r["seq"]), int(r["shard"]))
-                else:
-                    items.fail_whatever_state(
-                        deps,
-                        fan.batch_id,
-                        int(r["seq"]),
-                        int(r["shard"]),
-                        r["item"],
-                        fan.tenant_id,
-                        CODE,
-                        "the batch could not be dispatched",
-                    )
-            if not cursor:
-                break
-    finish_if_done(deps, fan.batch_id)
-    return f"{fan.type}_settled"
+            ref = ItemRef(batch.batch_id, seq, batch.shard_of(seq))
+            deps.items.fail_from_dead_letter(ref, item, NOT_STORED, deps.clock.now())
+        return "chunk_settled"
+    cursor = fan.cursor
+    while True:
+        rows, cursor = deps.items.pending(batch.batch_id, cursor, 500)
+        for r in rows:
+            if fan.type == "cancel":
+                deps.items.cancel(r.ref, deps.clock.now())
+            else:
+                deps.items.fail_from_dead_letter(r.ref, r.item, NOT_DISPATCHED, deps.clock.now())
+        if not cursor:
+            return f"{fan.type}_settled"

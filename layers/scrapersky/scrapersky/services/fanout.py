@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from scrapersky.models import FanoutMessage, WorkMessage
-from scrapersky.services import items
+from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage, WorkMessage
+from scrapersky.records import BatchRecord, ItemRef
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
@@ -11,14 +11,14 @@ PAGE = 500
 DISPATCH_EVERY = 25  # items written before their work messages go out
 
 
-def _work(meta: dict, seq: int, item: str) -> WorkMessage:
-    opts = meta.get("options") or {}
+def work_message(batch: BatchRecord, seq: int, item: str) -> WorkMessage:
+    opts = batch.options
     return WorkMessage(
-        batch_id=meta["batch_id"],
-        tenant_id=meta["tenant_id"],
+        batch_id=batch.batch_id,
+        tenant_id=batch.tenant_id,
         seq=seq,
-        shard=seq % int(meta["shards"]),
-        kind=meta.get("kind", "page"),
+        shard=batch.shard_of(seq),
+        kind=batch.kind,
         item=item,
         max_attempts=int(opts.get("max_attempts", 3)),
         timeout_s=float(opts.get("timeout_s", 20.0)),
@@ -27,41 +27,39 @@ def _work(meta: dict, seq: int, item: str) -> WorkMessage:
 
 
 def handle(deps: Deps, msg: FanoutMessage) -> str:
-    meta = deps.store.get_meta(msg.batch_id)
-    if meta is None:
+    batch = deps.batches.get(msg.batch_id)
+    if batch is None:
         return "unknown_batch"
     if msg.type == "chunk":
-        outcome = "dispatched"
-        # Part by part: the first part's items are on the work queue while the rest is still being written.
-        for start in range(0, len(msg.items), DISPATCH_EVERY):
-            still_pending = deps.store.put_items(
-                msg.batch_id,
-                msg.tenant_id,
-                int(meta["shards"]),
-                msg.first_seq + start,
-                msg.items[start : start + DISPATCH_EVERY],
-                deps.clock.now(),
-            )
-            # Read the status after writing: a start or cancel racing this part then always sees our records.
-            meta = deps.store.get_meta(msg.batch_id) or meta
-            if meta["status"] == "queued":
-                outcome = "stored"
-            elif meta["status"] == "cancelled":
-                for seq, _item in still_pending:
-                    items.cancel(deps, msg.batch_id, seq, seq % int(meta["shards"]))
-                outcome = "cancelled"
-            elif meta["status"] in ("pending", "processing"):
-                deps.queue.send_work([_work(meta, seq, item) for seq, item in still_pending])
-        return outcome
-    rows, cursor = deps.store.pending_items(msg.batch_id, msg.cursor, PAGE)
+        return _chunk(deps, msg, batch)
+    rows, cursor = deps.items.pending(msg.batch_id, msg.cursor, PAGE)
     if msg.type == "dispatch":
-        if meta["status"] in ("pending", "processing"):
-            deps.queue.send_work([_work(meta, int(r["seq"]), r["item"]) for r in rows])
+        if batch.status in ACTIVE_BATCH:
+            deps.queue.send_work([work_message(batch, r.seq, r.item) for r in rows])
     else:  # cancel: end every item that has not started
         for r in rows:
-            items.cancel(deps, msg.batch_id, int(r["seq"]), int(r["shard"]))
+            deps.items.cancel(r.ref, deps.clock.now())
     if cursor:
         deps.queue.send_fanout([msg.model_copy(update={"cursor": cursor})])
     else:
         finish_if_done(deps, msg.batch_id)
     return msg.type
+
+
+def _chunk(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:
+    """Part by part: the first part's items are on the work queue while the rest is still being written."""
+    outcome = "dispatched"
+    for start in range(0, len(msg.items), DISPATCH_EVERY):
+        part = msg.items[start : start + DISPATCH_EVERY]
+        still_pending = deps.items.put_pending(batch, msg.first_seq + start, part, deps.clock.now())
+        # Read the status after writing: a start or cancel racing this part then always sees our records.
+        batch = deps.batches.get(msg.batch_id) or batch
+        if batch.status is BatchStatus.QUEUED:
+            outcome = "stored"
+        elif batch.status is BatchStatus.CANCELLED:
+            for seq, _item in still_pending:
+                deps.items.cancel(ItemRef(batch.batch_id, seq, batch.shard_of(seq)), deps.clock.now())
+            outcome = "cancelled"
+        elif batch.status in ACTIVE_BATCH:
+            deps.queue.send_work([work_message(batch, seq, item) for seq, item in still_pending])
+    return outcome

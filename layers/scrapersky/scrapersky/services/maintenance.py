@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from scrapersky.models import ProxyState
 from scrapersky.services.context import Deps
 
 BASE_S = 30.0
@@ -20,15 +21,15 @@ def check_quarantined(
     rng = rng or random.Random()
     now = deps.clock.now()
     restored, still = [], []
-    for p in deps.pool.list_all():
-        if p.get("state") != "quarantined" or float(p.get("next_check_at", 0)) > now:
+    for p in deps.pool.list_all(now):
+        if p.state is not ProxyState.QUARANTINED or p.next_check_at > now:
             continue
-        if probe(p["url"]):
-            deps.pool.set_state(p["proxy_id"], "available", now, {"consecutive_errors": 0, "checks": 0})
-            restored.append(p["proxy_id"])
+        if probe(p.url):
+            deps.pool.restore(p.proxy_id, now)
+            restored.append(p.proxy_id)
         else:
-            checks = int(p.get("checks", 0)) + 1
+            checks = p.checks + 1
             wait = rng.uniform(0, min(CAP_S, BASE_S * 2**checks))
-            deps.pool.set_state(p["proxy_id"], "quarantined", now, {"checks": checks, "next_check_at": now + wait})
-            still.append(p["proxy_id"])
+            deps.pool.keep_quarantined(p.proxy_id, now, checks, now + wait)
+            still.append(p.proxy_id)
     return {"restored": restored, "still_quarantined": still}

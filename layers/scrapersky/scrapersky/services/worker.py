@@ -5,17 +5,16 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
 
-from scrapersky.domain.outcomes import OutcomeKind, classify, full_jitter_backoff
+from scrapersky.domain.outcomes import Outcome, OutcomeKind, full_jitter_backoff
 from scrapersky.errors import NoProxyAvailable
-from scrapersky.models import WorkMessage
-from scrapersky.ports import ClaimRefused, Lease
-from scrapersky.services import items
+from scrapersky.kinds.base import KindProcessor, Unit
+from scrapersky.models import BatchStatus, WorkMessage
+from scrapersky.ports import Claim, ClaimRefused, Lease, Release
+from scrapersky.records import BatchRecord, ItemEnd, ItemError, ItemRef
+from scrapersky.services import leasing
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
-from scrapersky.services.slots import wait_for_slot
 
 MAX_DEFER_S = 900.0
 
@@ -47,154 +46,161 @@ class Result:
 class InvocationCache:
     """Batch records read during one invocation (cancel is seen by the next invocation at the latest)."""
 
-    metas: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    batches: dict[str, BatchRecord | None] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
+
+    def batch(self, deps: Deps, batch_id: str) -> BatchRecord | None:
+        if batch_id not in self.batches:
+            self.batches[batch_id] = deps.batches.get(batch_id)
+        return self.batches[batch_id]
 
 
 def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Random | None = None) -> Result:
-    rng = rng or random.Random()
-    if msg.batch_id not in cache.metas:
-        cache.metas[msg.batch_id] = deps.store.get_meta(msg.batch_id)
-    meta = cache.metas[msg.batch_id]
-    if meta is None:
+    batch = cache.batch(deps, msg.batch_id)
+    if batch is None:
         return Result("dropped_unknown_batch")
-    now = deps.clock.now()
     owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}"
-    if meta["status"] == "cancelled":
-        return _cancel(deps, msg, owner, now)
-    host = urlsplit(msg.item).hostname or ""
-    settings = deps.settings
-    try:
-        lease = deps.pool.lease(host, owner, now, settings.lease_seconds, max_wait_s=settings.pacing_max_wait_s)
-    except NoProxyAvailable as e:
-        # Come back exactly when a proxy can take the host, in line behind the items already waiting for it.
-        wake = deps.pool.take_ticket(host, now, e.retry_at)
-        return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, max(0.0, wake - now)), metrics={"deferred": 1})
-    try:
-        return _with_lease(deps, msg, meta, cache, lease, host, owner, now, rng)
-    except Exception:
-        # never keep a proxy on an error: a release that already happened is fenced off and changes nothing
-        deps.pool.release(lease, host, deps.clock.now(), "unused", None, False)
-        raise
+    ref = ItemRef(msg.batch_id, msg.seq, msg.shard)
+    if batch.status is BatchStatus.CANCELLED:
+        return _cancel(deps, ref, owner)
+    processor = deps.kinds.get(msg.kind)
+    delivery = _Delivery(deps, msg, batch, ref, owner, processor, processor.unit_of(msg), deps.clock.now())
+    return delivery.run(cache, rng or random.Random())
 
 
-def _cancel(deps: Deps, msg: WorkMessage, owner: str, now: float) -> Result:
+def _cancel(deps: Deps, ref: ItemRef, owner: str) -> Result:
     """An item of a cancelled batch ends cancelled, also one whose worker crashed (its claim lapsed)."""
-    if items.cancel(deps, msg.batch_id, msg.seq, msg.shard):
+    now = deps.clock.now()
+    if deps.items.cancel(ref, now):
         return Result("cancelled")
-    claim = deps.store.claim_item(msg.batch_id, msg.seq, msg.shard, owner, now + deps.settings.lease_seconds, now)
+    claim = deps.items.claim(ref, owner, now + deps.settings.lease_seconds, now)
     if isinstance(claim, ClaimRefused):
-        if claim.terminal:
-            return Result("already_finished")
-        return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
-    items.cancel(deps, msg.batch_id, msg.seq, msg.shard, claimed_by=owner)
+        return _refused(deps, ref, claim, now)
+    deps.items.cancel(ref, deps.clock.now(), claimed_by=owner)
     return Result("cancelled")
 
 
-def _with_lease(
-    deps: Deps,
-    msg: WorkMessage,
-    meta: dict[str, Any],
-    cache: InvocationCache,
-    lease: Lease,
-    host: str,
-    owner: str,
-    now: float,
-    rng: random.Random,
-) -> Result:
-    settings = deps.settings
-    if not _verified(deps, lease, now):
-        deps.pool.release(lease, host, deps.clock.now(), "failed", None, True)
-        return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1})
-    claim = deps.store.claim_item(msg.batch_id, msg.seq, msg.shard, owner, now + settings.lease_seconds, now)
-    if isinstance(claim, ClaimRefused):
-        deps.pool.release(lease, host, deps.clock.now(), "unused", None, False)
-        if claim.terminal:
-            # a delivery that crashed after the item's final write may not have closed the batch: do it now
-            finish_if_done(deps, msg.batch_id)
-            return Result("duplicate_delivery")
-        return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
-    if claim.last_proxy == lease.proxy_id and claim.attempts > 0:
-        lease = _prefer_other_proxy(deps, lease, host, owner)
-    if msg.batch_id not in cache.started and meta["status"] == "pending":
-        deps.store.update_status(msg.batch_id, "processing", ("pending",), now, {"started_at": now})
-    cache.started.add(msg.batch_id)
-    lease = wait_for_slot(deps, lease)
-    lease_wait_ms = (lease.start_at - now) * 1000
+def _refused(deps: Deps, ref: ItemRef, claim: ClaimRefused, now: float, ended: str = "already_finished") -> Result:
+    if claim.terminal:
+        # a delivery that crashed after the item's final write may not have closed the batch: do it now
+        finish_if_done(deps, ref.batch_id)
+        return Result(ended)
+    return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
 
-    fetched = deps.fetcher.fetch(msg.item, lease.url, msg.timeout_s, msg.max_bytes)
-    done_at = deps.clock.now()
-    outcome = classify(fetched, done_at)
-    metrics: dict[str, float] = {"lease_wait_ms": lease_wait_ms, "fetch_ms": (done_at - now) * 1000}
 
-    def requeue(attempt_spent: bool) -> None:
-        items.back_to_pending(
-            deps, msg.batch_id, msg.seq, msg.shard, owner, attempt_spent=attempt_spent, proxy_id=lease.proxy_id,
-            code=outcome.code, message=outcome.message,
-        )  # fmt: skip
+@dataclass
+class _Delivery:
+    """One delivery of one work message, holding at most one lease at a time (`held`), which every exit
+    releases: the lease in use, also after a retry switched to another proxy."""
 
-    if outcome.kind is OutcomeKind.RATE_LIMITED:
-        deps.pool.release(lease, host, done_at, "rate_limited", outcome.retry_after_s, False)
-        requeue(attempt_spent=False)  # a deferral, not an attempt
-        metrics["rate_limited"] = 1
-        # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
-        return Result("rate_limited", retry_in_s=0.0, metrics=metrics, host=host)
+    deps: Deps
+    msg: WorkMessage
+    batch: BatchRecord
+    ref: ItemRef
+    owner: str
+    processor: KindProcessor
+    unit: Unit
+    started: float
+    held: Lease | None = None
 
-    deps.pool.release(
-        lease, host, done_at, "success" if outcome.kind is OutcomeKind.SUCCESS else "failed", None, outcome.proxy_fault
-    )
-    if outcome.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < msg.max_attempts:
-        requeue(attempt_spent=True)
-        metrics["retried"] = 1
-        return Result(
-            "retry", retry_in_s=min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng)), metrics=metrics
+    def run(self, cache: InvocationCache, rng: random.Random) -> Result:
+        try:
+            self.held = leasing.lease(self.deps, self.unit.host, self.owner)
+        except NoProxyAvailable as e:
+            # Come back exactly when a proxy can take the host, in line behind the items already waiting for it.
+            return self._wait_in_line(e.retry_at)
+        try:
+            return self._claimed(cache, rng)
+        finally:
+            if self.held is not None:
+                leasing.hand_back(self.deps, self.held)
+
+    def _wait_in_line(self, retry_at: float) -> Result:
+        deps, host, now = self.deps, self.unit.host, self.started
+        gap = 1.0 / max(deps.pool.capacity(host, now), 1e-3)
+        wake = deps.hosts.take_ticket(host, now, retry_at, gap)
+        return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, max(0.0, wake - now)), metrics={"deferred": 1})
+
+    def _claimed(self, cache: InvocationCache, rng: random.Random) -> Result:
+        deps, held = self.deps, self.held
+        assert held is not None
+        if not self._verified(held):
+            self.held = None
+            deps.pool.release(held, deps.clock.now(), Release.FAILED, proxy_fault=True)
+            return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1})
+        claim = deps.items.claim(self.ref, self.owner, self.started + deps.settings.lease_seconds, self.started)
+        if isinstance(claim, ClaimRefused):
+            return _refused(deps, self.ref, claim, self.started, ended="duplicate_delivery")
+        if claim.last_proxy == held.proxy_id and claim.attempts > 0:
+            self._prefer_other_proxy()
+        if self.msg.batch_id not in cache.started and self.batch.status is BatchStatus.PENDING:
+            deps.batches.begin_processing(self.msg.batch_id, self.started)
+        cache.started.add(self.msg.batch_id)
+        return self._fetch_and_record(claim, rng)
+
+    def _fetch_and_record(self, claim: Claim, rng: random.Random) -> Result:
+        held, self.held = self.held, None  # from here the shared path releases it, whatever happens
+        assert held is not None
+        run = leasing.run_leased(self.deps, held, self.processor, self.unit)
+        o = run.outcome
+        metrics = {
+            "lease_wait_ms": (run.lease.start_at - self.started) * 1000,
+            "fetch_ms": (run.done_at - self.started) * 1000,
+        }
+        if run.processed.follow_up:
+            self.deps.queue.send_work(list(run.processed.follow_up))
+        if o.kind is OutcomeKind.RATE_LIMITED:
+            self._requeue(o, run.lease.proxy_id, attempt_spent=False)  # a deferral, not an attempt
+            # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
+            return Result("rate_limited", retry_in_s=0.0, metrics={**metrics, "rate_limited": 1}, host=self.unit.host)
+        if o.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < self.msg.max_attempts:
+            self._requeue(o, run.lease.proxy_id, attempt_spent=True)
+            backoff = min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng))
+            return Result("retry", retry_in_s=backoff, metrics={**metrics, "retried": 1})
+        return self._finish(o, metrics)
+
+    def _requeue(self, o: Outcome, proxy_id: str, attempt_spent: bool) -> None:
+        error = ItemError(o.code, o.message or "") if o.code else None
+        self.deps.items.requeue(
+            self.ref, self.owner, self.deps.clock.now(), attempt_spent=attempt_spent, proxy_id=proxy_id, error=error
         )
-    succeeded = outcome.kind is OutcomeKind.SUCCESS
-    won = items.finish(
-        deps,
-        msg.batch_id,
-        msg.seq,
-        msg.shard,
-        owner,
-        "in_progress",
-        succeeded=succeeded,
-        item=msg.item,
-        code=outcome.code,
-        message=outcome.message,
-        http_status=outcome.http_status,
-        result=outcome.result,
-        shard_last=_shard_share(meta, msg.shard) - 1,
-    )
-    if won:
-        if won.shard_done:  # only the last item of a counter shard looks at the whole batch
-            finish_if_done(deps, msg.batch_id)
-        metrics["succeeded" if succeeded else "failed"] = 1
-    return Result("succeeded" if succeeded else f"failed:{outcome.code}", metrics=metrics)
 
+    def _finish(self, o: Outcome, metrics: dict[str, float]) -> Result:
+        succeeded = o.kind is OutcomeKind.SUCCESS
+        end = ItemEnd(
+            succeeded=succeeded,
+            item=self.msg.item,
+            error=None if succeeded else ItemError(o.code or "failed", o.message or o.code or "failed"),
+            http_status=o.http_status,
+            result=self.processor.render(o.result),
+        )
+        last = self.batch.shard_share(self.ref.shard) - 1
+        won = self.deps.items.finish(self.ref, self.owner, end, self.deps.clock.now(), shard_last=last)
+        if won:
+            if won.shard_done:  # only the last item of a counter shard looks at the whole batch
+                finish_if_done(self.deps, self.msg.batch_id)
+            metrics["succeeded" if succeeded else "failed"] = 1
+        return Result("succeeded" if succeeded else f"failed:{o.code}", metrics=metrics)
 
-def _shard_share(meta: dict[str, Any], shard: int) -> int:
-    """How many of the batch's items count on this shard (seq % shards == shard)."""
-    return len(range(shard, int(meta["total_items"]), int(meta["shards"])))
+    def _verified(self, held: Lease) -> bool:
+        """Verify before use, only when the proxy's last success is stale (or it never had one)."""
+        last = held.last_success_at
+        fresh = last is not None and self.started - last < self.deps.settings.verify_after_s
+        return fresh or self.deps.fetcher.probe(held.url)
 
-
-def _verified(deps: Deps, lease: Lease, now: float) -> bool:
-    """Verify before use, only when the proxy's last success is stale (or it never had one)."""
-    fresh = lease.last_success_at is not None and now - float(lease.last_success_at) < deps.settings.verify_after_s
-    return fresh or deps.fetcher.probe(lease.url)
-
-
-def _prefer_other_proxy(deps: Deps, lease: Lease, host: str, owner: str) -> Lease:
-    """A retry goes through another proxy when one is free; otherwise the same one is better than waiting."""
-    now = deps.clock.now()
-    try:
-        other = deps.pool.lease(host, owner + ":alt", now, deps.settings.lease_seconds, avoid=lease.proxy_id)
-    except NoProxyAvailable:
-        return lease
-    if other.proxy_id == lease.proxy_id:
-        deps.pool.release(other, host, now, "unused", None, False)
-        return lease
-    deps.pool.release(lease, host, now, "unused", None, False)
-    return other
+    def _prefer_other_proxy(self) -> None:
+        """A retry goes through another proxy when one is free; otherwise the same one is better than waiting."""
+        held = self.held
+        assert held is not None
+        try:
+            other = leasing.lease(self.deps, self.unit.host, self.owner + ":alt", avoid=held.proxy_id)
+        except NoProxyAvailable:
+            return
+        if other.proxy_id == held.proxy_id:
+            leasing.hand_back(self.deps, other)
+            return
+        self.held = other
+        leasing.hand_back(self.deps, held)
 
 
 def handle_record(

@@ -1,0 +1,66 @@
+"""What a kind of item is to the service: how its items and options are validated, how one unit of its work
+runs through a leased proxy, and how its result is shown.
+
+Every unit of work, whatever the kind, takes the same path (services/leasing.py): lease with the pacing slot
+booked, claim, fetch through the proxy, classify, record, release. A processor only knows its own part: it
+never leases, claims or writes, so a new kind cannot get the accounting or the pacing wrong."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapersky.domain.outcomes import Outcome
+from scrapersky.domain.targets import NormalisedItems, TargetPolicy
+from scrapersky.models import BatchOptions, WorkMessage
+from scrapersky.ports import Fetcher
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: what one leased request fetches, under which caps."""
+
+    url: str
+    timeout_s: float
+    max_bytes: int
+
+    @property
+    def host(self) -> str:
+        """The host the request goes to: what the proxy's pacing slot is booked for."""
+        return urlsplit(self.url).hostname or ""
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What one unit of work came to: the classified outcome (with the kind's result) and any further units of
+    work it found (a sitemap index's documents), to be queued before the unit is recorded."""
+
+    outcome: Outcome
+    follow_up: tuple[WorkMessage, ...] = ()
+
+
+class KindProcessor(abc.ABC):
+    """One kind of item. Implementations are stateless and shared by every invocation of a container."""
+
+    kind: str
+
+    @abc.abstractmethod
+    def normalise(self, raw_items: Iterable[str], options: BatchOptions, policy: TargetPolicy) -> NormalisedItems:
+        """Normalises and validates the items (duplicates dropped, invalid ones rejected with a reason). Raises
+        InvalidInput when the options do not suit the kind: then nothing is created."""
+
+    def unit_of(self, msg: WorkMessage) -> Unit:
+        """The unit of work a work message stands for."""
+        return Unit(msg.item, msg.timeout_s, msg.max_bytes)
+
+    @abc.abstractmethod
+    def process(self, unit: Unit, fetcher: Fetcher, proxy_url: str, now: Callable[[], float]) -> Processed:
+        """Runs the unit through the leased proxy and classifies what came back. Never raises for anything the
+        target does: a hostile answer is an outcome."""
+
+    def render(self, result: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The result as an item shows it (in /batches/{id}/items and POST /scrape)."""
+        return result
