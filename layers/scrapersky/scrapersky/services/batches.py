@@ -82,11 +82,7 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
     )
     batch, created = deps.batches.create(new, totals, req.client_token, take_group=req.start and bool(req.group))
     if created or not batch.fanout_sent:
-        # a replay of a create that crashed before its chunks were sent sends them now
-        _send_chunks(deps, batch, norm.accepted)
-        if batch.status is BatchStatus.QUEUED and batch.auto_start and batch.group:
-            # the running batch may have ended between our lock attempt and our write
-            start_next_in_group(deps, tenant_id, batch.group)
+        _send(deps, batch, norm.accepted)
     status = (deps.batches.get(batch.batch_id) or batch).status if created else batch.status
     return {
         "batch_id": batch.batch_id,
@@ -98,6 +94,14 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
         "created_at": iso(batch.created_at),
         "estimated_completion_time": iso(now + total / deps.settings.items_per_minute_estimate * 60),
     }
+
+
+def _send(deps: Deps, batch: BatchRecord, items: list[str]) -> None:
+    """Sends the chunks of a new batch, or of a replayed create that crashed before they were sent."""
+    _send_chunks(deps, batch, items)
+    if batch.status is BatchStatus.QUEUED and batch.auto_start and batch.group:
+        # the running batch may have ended between our lock attempt and our write
+        start_next_in_group(deps, batch.tenant_id, batch.group)
 
 
 def _send_chunks(deps: Deps, batch: BatchRecord, items: list[str]) -> None:
