@@ -1,27 +1,59 @@
-"""Fetcher on `requests`: through a proxy, redirects followed hop by hop through the SSRF guard,
-connect/read timeouts, a total deadline and a byte cap counted after decompression."""
+"""Fetcher on `requests`: through a proxy, redirects followed hop by hop through the SSRF guard, a total
+deadline on connect, headers and body (http_deadline), a byte cap counted after decompression, and no cookies.
+
+Each hop is read with the parser of the client that connects (urllib3's `parse_url`, which requests uses):
+Python's `urlsplit` reads `http://127.0.0.1:6379\\@attacker.example/` as a request to attacker.example while
+urllib3 connects to 127.0.0.1:6379, so the guard must see what urllib3 will do. Hops with a backslash or
+credentials in them are refused outright: no honest site needs them, and parsers disagree on them."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Iterable
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
-from scrapersky.domain.html import summarise_html
+from scrapersky.adapters.http_deadline import DeadlineAdapter, deadline
+from scrapersky.domain.html import decode_html, summarise_html
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
-from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_resolved
+from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_hop
 from scrapersky.ports import Fetcher
 
 REDIRECTS = {301, 302, 303, 307, 308}
 MAX_HOPS = 10
 USER_AGENT = "ScraperSky/0.1 (+https://github.com/scrapersky)"
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 def resolve(host: str, port: int) -> Iterable[str]:
     return {str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+
+
+class BadHop(Exception):
+    """A redirect target that cannot be fetched safely (unparseable, a backslash, credentials)."""
+
+
+def hop_target(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) exactly as urllib3 will connect for this URL. Raises BadHop."""
+    if "\\" in url:
+        raise BadHop("a backslash in the URL")
+    try:
+        parsed = parse_url(url)
+        port = parsed.port
+    except (LocationParseError, ValueError) as e:
+        raise BadHop(f"not a valid URL: {e}") from None
+    scheme = (parsed.scheme or "").lower()
+    if parsed.auth:
+        raise BadHop("credentials in the URL")
+    if not parsed.host:
+        raise BadHop("no host")
+    host = parsed.host.strip("[]").lower()
+    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 class RequestsFetcher(Fetcher):
@@ -37,64 +69,76 @@ class RequestsFetcher(Fetcher):
         self.read_timeout_s = read_timeout_s
         self.session = session or requests.Session()
         self.session.trust_env = False  # never pick up a proxy or netrc from the environment
+        # A page fetch keeps no cookies: one container serves every tenant (sessions are the profile kind's,
+        # bound to one proxy and one tenant).
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = DeadlineAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
 
     def fetch(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> FetchResponse | FetchFailure:
         start = time.monotonic()
-        deadline = start + timeout_s
-        proxies = {"http": proxy_url, "https": proxy_url} if proxy_url else None
+        with deadline(timeout_s):
+            got = self._follow(url, proxy_url, start, start + timeout_s, max_bytes)
+        if isinstance(got, FetchFailure) and time.monotonic() >= start + timeout_s:
+            return FetchFailure("timeout", f"no complete answer within {timeout_s:.1f}s")
+        return got
+
+    def _follow(
+        self, url: str, proxy_url: str | None, start: float, until: float, max_bytes: int
+    ) -> FetchResponse | FetchFailure:
         current = url
         for hop in range(MAX_HOPS + 1):
-            try:
-                guard_resolved(current, self.policy, resolve)
-            except InvalidTarget as e:
-                return FetchFailure("blocked_target", f"refused by the SSRF guard: {e}", permanent=True)
-            except (socket.gaierror, UnicodeError) as e:
-                return FetchFailure("dns_error", f"cannot resolve host: {e}", permanent=True)
-            remaining = deadline - time.monotonic()
+            refused = self._guard(current)
+            if refused:
+                return refused
+            remaining = until - time.monotonic()
             if remaining <= 0:
-                return FetchFailure("timeout", f"no answer within {timeout_s:.1f}s")
-            try:
-                resp = self.session.get(
-                    current,
-                    proxies=proxies,
-                    allow_redirects=False,
-                    stream=True,
-                    timeout=(min(self.connect_timeout_s, remaining), min(self.read_timeout_s, remaining)),
-                    headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
-                )
-            except requests.exceptions.ProxyError as e:
-                return FetchFailure("proxy_error", f"proxy failed: {_short(e)}", proxy_fault=True)
-            except requests.exceptions.ConnectTimeout as e:
-                return FetchFailure(
-                    "proxy_timeout" if proxy_url else "connect_timeout", _short(e), proxy_fault=bool(proxy_url)
-                )
-            except requests.exceptions.SSLError as e:
-                return FetchFailure("tls_error", _short(e))
-            except requests.exceptions.Timeout as e:
-                return FetchFailure("timeout", _short(e))
-            except requests.exceptions.ConnectionError as e:
-                return FetchFailure("connect_error", _short(e), proxy_fault=bool(proxy_url))
-            except requests.exceptions.RequestException as e:
-                return FetchFailure("fetch_error", _short(e), permanent=True)
+                return FetchFailure("timeout", "no answer within the deadline")
+            resp = self._get(current, proxy_url, remaining)
+            if isinstance(resp, FetchFailure):
+                return resp
             with resp:
-                if resp.status_code in REDIRECTS and resp.headers.get("Location"):
-                    if hop == MAX_HOPS:
-                        return FetchFailure("too_many_redirects", f"more than {MAX_HOPS} redirects", permanent=True)
-                    current = urljoin(current, resp.headers["Location"])
-                    continue
-                return self._read(resp, current, start, deadline, max_bytes, hop)
+                location = resp.headers.get("Location") if resp.status_code in REDIRECTS else None
+                if not location:
+                    return self._read(resp, current, start, until, max_bytes, hop)
+            current = urljoin(current, location)
         return FetchFailure("too_many_redirects", f"more than {MAX_HOPS} redirects", permanent=True)
+
+    def _guard(self, url: str) -> FetchFailure | None:
+        try:
+            scheme, host, port = hop_target(url)
+            guard_hop(scheme, host, port, self.policy, resolve)
+        except BadHop as e:
+            return FetchFailure("bad_redirect", f"refused a redirect: {e}", permanent=True)
+        except InvalidTarget as e:
+            return FetchFailure("blocked_target", f"refused by the SSRF guard: {e}", permanent=True)
+        except (OSError, UnicodeError) as e:
+            return FetchFailure("dns_error", f"cannot resolve host: {type(e).__name__}", permanent=True)
+        return None
+
+    def _get(self, url: str, proxy_url: str | None, remaining: float) -> requests.Response | FetchFailure:
+        proxies = {"http": proxy_url, "https": proxy_url} if proxy_url else None
+        timeout = (min(self.connect_timeout_s, remaining), min(self.read_timeout_s, remaining))
+        try:
+            return self.session.get(
+                url, proxies=proxies, allow_redirects=False, stream=True, timeout=timeout, headers=_HEADERS
+            )
+        except requests.exceptions.RequestException as e:
+            return _failure(e, via_proxy=bool(proxy_url))
+        except (ValueError, LocationParseError) as e:  # what a malformed URL raises from deep inside the client
+            return FetchFailure("bad_url", f"the URL cannot be fetched: {type(e).__name__}", permanent=True)
 
     def probe(self, proxy_url: str) -> bool:
         parts = urlsplit(proxy_url)
         try:
             with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=self.connect_timeout_s):
                 return True
-        except OSError:
+        except (OSError, ValueError):
             return False
 
     def _read(
-        self, resp: requests.Response, final_url: str, start: float, deadline: float, max_bytes: int, hops: int
+        self, resp: requests.Response, final_url: str, start: float, until: float, max_bytes: int, hops: int
     ) -> FetchResponse | FetchFailure:
         body = bytearray()
         truncated = False
@@ -105,14 +149,14 @@ class RequestsFetcher(Fetcher):
                     del body[max_bytes:]
                     truncated = True
                     break
-                if time.monotonic() > deadline:
+                if time.monotonic() > until:
                     return FetchFailure("timeout", "body not received within the deadline")
-        except requests.exceptions.RequestException as e:
-            return FetchFailure("timeout" if "timed out" in str(e) else "read_error", _short(e))
+        except (requests.exceptions.RequestException, OSError) as e:
+            return FetchFailure("timeout" if "timed out" in str(e) else "read_error", _kind(e))
         ctype = resp.headers.get("Content-Type")
         summary: dict[str, str | None] = {}
-        if ctype and ("html" in ctype.lower()):
-            summary = summarise_html(bytes(body).decode(resp.encoding or "utf-8", errors="replace"))
+        if ctype and "html" in ctype.lower():
+            summary = summarise_html(decode_html(bytes(body), _declared_charset(resp)))
         return FetchResponse(
             status_code=resp.status_code,
             final_url=final_url,
@@ -126,6 +170,31 @@ class RequestsFetcher(Fetcher):
         )
 
 
-def _short(e: Exception) -> str:
-    text = str(e)
-    return text if len(text) <= 300 else text[:297] + "..."
+def _declared_charset(resp: requests.Response) -> str | None:
+    """The charset the Content-Type names, if any (requests falls back to ISO-8859-1 for text/*: not ours)."""
+    ctype = resp.headers.get("Content-Type") or ""
+    for part in ctype.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value.strip(" \"'"):
+            return value.strip(" \"'")
+    return None
+
+
+def _failure(e: requests.exceptions.RequestException, via_proxy: bool) -> FetchFailure:
+    """What went wrong, in words a tenant may read: never the proxy's address or credentials."""
+    if isinstance(e, requests.exceptions.ProxyError):
+        return FetchFailure("proxy_error", "the proxy failed the request", proxy_fault=True)
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        code = "proxy_timeout" if via_proxy else "connect_timeout"
+        return FetchFailure(code, "no connection within the connect timeout", proxy_fault=via_proxy)
+    if isinstance(e, requests.exceptions.SSLError):
+        return FetchFailure("tls_error", "the TLS handshake with the target failed")
+    if isinstance(e, requests.exceptions.Timeout):
+        return FetchFailure("timeout", "the target did not answer in time")
+    if isinstance(e, requests.exceptions.ConnectionError):
+        return FetchFailure("connect_error", "the connection failed or was cut", proxy_fault=via_proxy)
+    return FetchFailure("fetch_error", f"the request failed: {_kind(e)}", permanent=True)
+
+
+def _kind(e: Exception) -> str:
+    return type(e).__name__

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from html.parser import HTMLParser
+
+from charset_normalizer import from_bytes
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_SNIFF_BYTES = 4096
 
 
 class _Summary(HTMLParser):
@@ -55,3 +62,34 @@ def summarise_html(text: str) -> dict[str, str | None]:
     except Exception:
         pass
     return {"title": parser.title, "description": parser.description, "canonical": parser.canonical, "h1": parser.h1}
+
+
+def decode_html(body: bytes, declared: str | None) -> str:
+    """The page as text: the charset the headers declare, else a `<meta charset>` (or http-equiv) in its first
+    bytes (a BOM before both), else what charset detection finds (charset_normalizer, which requests itself uses);
+    UTF-8 when nothing is known. Undecodable bytes are replaced, never raised."""
+    if body.startswith(codecs.BOM_UTF8):  # a BOM wins over any declaration (the HTML standard's order)
+        return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    for name in (declared, _meta_charset(body)):
+        codec = _codec(name)
+        if codec:
+            return body.decode(codec, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        best = from_bytes(body[:65_536]).best()
+        return body.decode(best.encoding if best else "utf-8", errors="replace")
+
+
+def _meta_charset(body: bytes) -> str | None:
+    m = _META_CHARSET.search(body[:_SNIFF_BYTES])
+    return m.group(1).decode("ascii") if m else None
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None

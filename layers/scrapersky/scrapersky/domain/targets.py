@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import idna
+
 from scrapersky.models import MAX_ITEM_LENGTH, RejectedItem
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
@@ -69,13 +71,13 @@ def _parts(text: str) -> tuple[SplitResult, str, str, int | None]:
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise InvalidTarget(f"unsupported scheme '{scheme}' (only http and https)")
-    host = (parts.hostname or "").lower()
+    host = ascii_host(parts.hostname or "")
     if not host:
         raise InvalidTarget("no host")
     if parts.username or parts.password:
         raise InvalidTarget("credentials in the URL are not allowed")
-    if any(c.isspace() for c in text):
-        raise InvalidTarget("whitespace inside the URL")
+    if any(c.isspace() or c == "\\" for c in text):
+        raise InvalidTarget("whitespace or a backslash inside the URL")
     return parts, scheme, host, port
 
 
@@ -132,17 +134,35 @@ def _guard_name(host: str, policy: TargetPolicy) -> None:
         raise InvalidTarget(f"'{host}' is not a public domain name")
 
 
-def guard_resolved(url: str, policy: TargetPolicy, resolve: Callable[[str, int], Iterable[str]]) -> None:
-    """The SSRF check of one hop: scheme, port, and every address the host resolves to."""
-    parts = urlsplit(url)
-    if parts.scheme not in _SCHEMES:
-        raise InvalidTarget(f"unsupported scheme '{parts.scheme}'")
-    host = parts.hostname or ""
-    port = parts.port or _DEFAULT_PORT[parts.scheme]
+def ascii_host(host: str) -> str:
+    """An internationalised domain name in its ASCII form (IDNA 2008 with UTS 46 mapping: `bücher.de` ->
+    `xn--bcher-kva.de`), as DNS and the Host header carry it; ASCII hosts come back lower-cased."""
+    if host.isascii():
+        return host.lower()
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as e:
+        raise InvalidTarget(f"'{host}' is not a valid internationalised domain name") from e
+
+
+def guard_hop(
+    scheme: str, host: str, port: int, policy: TargetPolicy, resolve: Callable[[str, int], Iterable[str]]
+) -> None:
+    """The SSRF check of one hop, given as the connecting client parsed it: scheme, port, and every address
+    the host resolves to."""
+    if scheme not in _SCHEMES:
+        raise InvalidTarget(f"unsupported scheme '{scheme}'")
+    host = ascii_host(host)
     guard_host(host, policy)
     policy.check_port(port)
     for address in resolve(host, port):
         policy.check_address(address)
+
+
+def guard_resolved(url: str, policy: TargetPolicy, resolve: Callable[[str, int], Iterable[str]]) -> None:
+    """guard_hop for a URL that parses the same way everywhere (a normalised item)."""
+    parts = urlsplit(url)
+    guard_hop(parts.scheme, parts.hostname or "", parts.port or _DEFAULT_PORT.get(parts.scheme, 0), policy, resolve)
 
 
 @dataclass
