@@ -159,15 +159,9 @@ class DynamoItemStore(ItemStore):
         return self._apply(changes.ending(ref, end, now, ItemStatus.IN_PROGRESS, token, shard_last=shard_last))
 
     def requeue(
-        self,
-        ref: ItemRef,
-        token: str,
-        now: float,
-        *,
-        attempt_spent: bool,
-        proxy_id: str | None,
-        error: ItemError | None,
-    ) -> Applied:
+        self, ref: ItemRef, token: str, now: float, *,
+        attempt_spent: bool, proxy_id: str | None, error: ItemError | None,
+    ) -> Applied:  # fmt: skip
         return self._apply(changes.requeue(ref, token, now, attempt_spent, proxy_id, error))
 
     def cancel(self, ref: ItemRef, now: float, claimed_by: str | None = None) -> Applied:
