@@ -1,14 +1,18 @@
-"""Low-level DynamoDB helpers shared by the table adapters: typed values in and out, error translation."""
+"""Low-level DynamoDB helpers shared by the table adapters: typed values in and out, error translation,
+pagination cursors and query loops."""
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from scrapersky.errors import RetryableStoreError
+from scrapersky.errors import InvalidCursor, RetryableStoreError
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -79,3 +83,80 @@ def cancellation_codes(e: ClientError) -> list[str]:
 
 def cancellation_items(e: ClientError) -> list[dict[str, Any] | None]:
     return [de_item(r.get("Item")) for r in e.response.get("CancellationReasons", [])]
+
+
+def raise_translated(e: ClientError) -> None:
+    """Throttling and transaction conflicts become RetryableStoreError (the caller may retry); else nothing."""
+    raise_if_retryable(e)
+    if "TransactionConflict" in cancellation_codes(e):
+        raise RetryableStoreError("transaction conflict") from e
+
+
+def conditional(call: Callable[..., Any], **kwargs: Any) -> bool:
+    """Runs a conditional write: False when its condition did not hold, True when it was applied."""
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as e:
+        if is_condition_failure(e):
+            return False
+        raise_translated(e)
+        raise
+
+
+# ---- pagination ----------------------------------------------------------------------------------------------
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    """A cursor is the (plain) LastEvaluatedKey, base64url JSON: opaque to clients, cheap to check back."""
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(
+    cursor: str | None, keys: frozenset[str], belongs: Callable[[dict[str, str]], bool]
+) -> dict[str, str] | None:
+    """The start key of a cursor we gave out: exactly these string keys, and `belongs(key)` (the cursor is of
+    this batch or tenant: a forged one must not page through someone else's partition)."""
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as e:
+        raise InvalidCursor("cursor is not valid") from e
+    if (
+        not isinstance(key, dict)
+        or set(key) != keys
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
+        or not belongs(key)
+    ):
+        raise InvalidCursor("cursor is not valid")
+    return key
+
+
+def query_page(
+    client: Any, kwargs: dict[str, Any], limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Up to `limit` rows of a (filtered) query from `start`, and the key to go on from (None at the end).
+
+    Each request asks only for what is still missing (`Limit` counts rows read before the filter), so the
+    key handed back is exactly after the last row returned: the next page has no gap and no duplicate."""
+    found: list[dict[str, Any]] = []
+    while len(found) < limit:
+        page_kwargs = {**kwargs, "Limit": limit - len(found)}
+        if start:
+            page_kwargs["ExclusiveStartKey"] = {k: ser(v) for k, v in start.items()}
+        page = client.query(**page_kwargs)
+        found.extend(de_item(i) or {} for i in page.get("Items", []))
+        last = page.get("LastEvaluatedKey")
+        start = de_item(last) if last else None
+        if not start:
+            break
+    return found, start
+
+
+def query_all(client: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every row of a query, through botocore's paginator."""
+    rows: list[dict[str, Any]] = []
+    for page in client.get_paginator("query").paginate(**kwargs):
+        rows.extend(de_item(i) or {} for i in page.get("Items", []))
+    return rows

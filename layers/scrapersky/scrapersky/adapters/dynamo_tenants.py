@@ -6,9 +6,14 @@ from typing import Any
 
 from scrapersky.adapters.ddb import de_item, ser, ser_item
 from scrapersky.ports import TenantStore
+from scrapersky.records import TenantRecord
 
 
 class DynamoTenantStore(TenantStore):
+    """Tenants on the tenants table: the record (T#<tenant>) and a copy under its key's hash for the authorizer.
+
+    `client` is a boto3 DynamoDB client."""
+
     def __init__(self, table_name: str, client: Any) -> None:
         self.table = table_name
         self.ddb = client
@@ -47,5 +52,8 @@ class DynamoTenantStore(TenantStore):
             ]
         )
 
-    def by_key_hash(self, key_hash: str) -> dict[str, Any] | None:
-        return de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(f"K#{key_hash}")}).get("Item"))
+    def by_key_hash(self, key_hash: str) -> TenantRecord | None:
+        row = de_item(self.ddb.get_item(TableName=self.table, Key={"pk": ser(f"K#{key_hash}")}).get("Item"))
+        if row is None:
+            return None
+        return TenantRecord(tenant_id=str(row["tenant_id"]), name=str(row["name"]), role=str(row.get("role", "tenant")))
