@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import typing
+from typing import Any
 
+import boto3
 import pytest
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel
 from scrapersky import entrypoints
 from scrapersky.adapters.ddb import de_item
+from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
 
 from devstack.cfn_yaml import load_template
 from tests.conftest import EVENTS, ROOT, load_event
@@ -107,6 +115,81 @@ def test_admin_routes_need_an_admin_key(harness):
     assert harness.api("admin", "POST", "/tenants", {"name": "acme"})[0] == 403
     status, body = harness.api("admin", "POST", "/tenants", {"name": "acme"}, tenant="t_admin", role="admin")
     assert status == 201 and body["api_key"].startswith("sk_")
+
+
+ROUTERS = {"batches": batches_router, "status": status_router, "scrape": scrape_router, "admin": admin_router}
+
+
+def routes_of(router) -> list[tuple[str, str, Any]]:
+    """(method, rule, handler function) of every route registered on a router: read from the router itself, so a
+    route added later is walked too."""
+    return [(method, key[0], func) for key, func in router._routes.items() for method in key[1]]
+
+
+def body_model(func) -> type[BaseModel] | None:
+    for hint in typing.get_type_hints(func, include_extras=True).values():
+        if typing.get_origin(hint) is typing.Annotated and any(isinstance(m, Body) for m in hint.__metadata__):
+            return hint.__origin__
+    return None
+
+
+# A plausible, valid body per request model: the request must pass validation, so that only the key is refused.
+SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
+    CreateTenantRequest: {"name": "intruder", "role": "admin"},
+    CreateProxyRequest: {"url": "http://mallory:pw@203.0.113.9:3128"},
+    HostConfigRequest: {"rate": 5, "max_rate": 10},
+}
+
+
+def _stored(harness) -> dict[str, list[Any]]:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    return {t: sorted(map(json.dumps, ddb.scan(TableName=t)["Items"])) for t in ("batches", "proxies", "tenants")}
+
+
+def test_every_admin_route_refuses_a_tenant_key_with_a_403_and_changes_nothing(harness):
+    def admin(method, path, body=None):
+        return harness.api("admin", method, path, body, tenant="t_admin", role="admin")
+
+    # something real behind every path parameter, so a route that let the tenant through would act on it
+    proxy_id = admin("POST", "/proxies", {"url": "http://alice:s3cret@203.0.113.5:3128"})[1]["proxy_id"]
+    assert admin("PUT", "/hosts/shop.example.com", {"rate": 2})[0] == 200
+    params = {"proxy_id": proxy_id, "host": "shop.example.com"}
+
+    # DELETEs last: the admin walk below must find what the other routes need
+    routes = sorted(routes_of(admin_router), key=lambda r: (r[0] == "DELETE", r[1], r[0]))
+    assert {(m, r) for m, r, _ in routes} >= {("POST", "/tenants"), ("GET", "/proxies"), ("DELETE", "/hosts/<host>")}
+    calls = []
+    for method, rule, func in routes:
+        missing = set(re.findall(r"<(\w+)>", rule)) - set(params)
+        assert not missing, f"give {method} {rule} a plausible value for {missing}"
+        model = body_model(func)
+        assert model is None or model in SAMPLE_BODIES, f"give {method} {rule} a plausible {model.__name__} body"
+        path = re.sub(r"<(\w+)>", lambda m: params[m.group(1)], rule)
+        calls.append((method, path, SAMPLE_BODIES.get(model) if model else None))
+
+    before = _stored(harness)
+    for method, path, body in calls:
+        for tenant, role, message in (
+            ("t_local", "tenant", "this route needs an admin key"),
+            ("t_other", None, "this route needs an admin key"),  # no role from the authorizer: a tenant
+            (None, "admin", "no tenant on this request"),
+        ):
+            status, answer = harness.api("admin", method, path, body, tenant=tenant, role=role)
+            assert (status, answer) == (403, {"message": message}), (method, path, tenant)
+    assert _stored(harness) == before
+    assert not harness.receive("FanoutQueue") and not harness.receive("WorkQueue")
+
+    # the same requests with an admin key go through: the 403s above came from the key, not from the request
+    for method, path, body in calls:
+        status, answer = admin(method, path, body)
+        assert status < 300, (method, path, answer)
+
+
+def test_the_admin_guard_is_the_admin_routers_alone(harness):
+    """Every other function's routes still answer a tenant key (the admin router's middleware is not theirs)."""
+    assert harness.api("status", "GET", "/batches")[0] == 200
+    assert harness.api("batches", "POST", "/batches", {"items": ["https://example.com/"], "start": False})[0] == 201
+    assert harness.api("status", "GET", "/health", tenant=None) == (200, {"status": "ok"})
 
 
 def test_proxy_credentials_are_never_returned_and_keys_are_stored_hashed(harness):

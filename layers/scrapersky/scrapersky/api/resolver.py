@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
@@ -78,20 +79,29 @@ def deps_of(router: Router) -> Deps:
     return router.context["deps"]
 
 
-def caller(router: Router) -> dict[str, Any]:
+def _who(raw_event: dict[str, Any]) -> dict[str, Any]:
     """The tenant the authorizer mapped the bearer key to (REST API: requestContext.authorizer)."""
-    ctx = (router.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    ctx = (raw_event.get("requestContext") or {}).get("authorizer") or {}
     tenant_id = ctx.get("tenant_id")
     if not tenant_id:
         raise Forbidden("no tenant on this request")
     return {"tenant_id": tenant_id, "role": ctx.get("role", "tenant")}
 
 
-def require_admin(router: Router) -> dict[str, Any]:
-    who = caller(router)
-    if who["role"] != "admin":
+def caller(router: Router) -> dict[str, Any]:
+    return _who(router.current_event.raw_event)
+
+
+def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """Router middleware of the admin router (`admin_router.use(...)`): every one of its routes needs an admin key.
+
+    Powertools runs it after request validation (a malformed body is a 400/422 as before) and before the route;
+    the Forbidden it raises becomes the usual 403 `{"message": ...}` in the exception handler. Router middlewares
+    join the resolver's global list in `include_router`, so this guard holds for every route of a resolver that
+    includes the admin router: each function serves its own router (entrypoints), the admin one alone."""
+    if _who(app.current_event.raw_event)["role"] != "admin":
         raise Forbidden("this route needs an admin key")
-    return who
+    return next_middleware(app)
 
 
 @cache

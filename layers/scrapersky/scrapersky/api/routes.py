@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from scrapersky.api.resolver import caller, deps_of, json_response, openapi_json, require_admin
+from scrapersky.api.resolver import admin_only, caller, deps_of, json_response, openapi_json
 from scrapersky.models import (
     CreateBatchRequest,
     CreateProxyRequest,
@@ -25,6 +25,7 @@ batches_router = Router()
 status_router = Router()
 scrape_router = Router()
 admin_router = Router()
+admin_router.use(middlewares=[admin_only])  # every admin route needs an admin key: see admin_only
 
 
 @batches_router.post("/batches", summary="Create a batch", responses={201: {"description": "Batch created"}})
@@ -95,43 +96,36 @@ def scrape_one(body: Annotated[ScrapeRequest, Body()]):
 
 @admin_router.post("/tenants", summary="Create a tenant and its API key (shown once)")
 def create_tenant(body: Annotated[CreateTenantRequest, Body()]):
-    require_admin(admin_router)
     return json_response(201, admin.create_tenant(deps_of(admin_router), body))
 
 
 @admin_router.post("/proxies", summary="Register a proxy")
 def add_proxy(body: Annotated[CreateProxyRequest, Body()]):
-    require_admin(admin_router)
     return json_response(201, admin.add_proxy(deps_of(admin_router), body))
 
 
 @admin_router.get("/proxies", summary="The proxy pool and each proxy's state")
 def list_proxies():
-    require_admin(admin_router)
     return json_response(200, admin.list_proxies(deps_of(admin_router)))
 
 
 @admin_router.delete("/proxies/<proxy_id>", summary="Remove a proxy")
 def delete_proxy(proxy_id: str):
-    require_admin(admin_router)
     admin.delete_proxy(deps_of(admin_router), proxy_id)
     return Response(status_code=204, body="")
 
 
 @admin_router.get("/hosts", summary="Each host's pacing: configured rate and cap, and what the pool learnt")
 def list_hosts():
-    require_admin(admin_router)
     return json_response(200, admin.list_hosts(deps_of(admin_router)))
 
 
 @admin_router.put("/hosts/<host>", summary="Configure a host's pacing: start rate and hard cap per proxy")
 def configure_host(host: str, body: Annotated[HostConfigRequest, Body()]):
-    require_admin(admin_router)
     return json_response(200, admin.configure_host(deps_of(admin_router), host, body))
 
 
 @admin_router.delete("/hosts/<host>", summary="Forget a host: its configuration and everything learnt of it")
 def forget_host(host: str):
-    require_admin(admin_router)
     admin.forget_host(deps_of(admin_router), host)
     return Response(status_code=204, body="")
