@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel
 from scrapersky import entrypoints
 from scrapersky.adapters.ddb import de_item
+from scrapersky.api import responses
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
 from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
 
@@ -253,10 +254,92 @@ def test_health_and_openapi_are_served(harness):
     assert {"/batches", "/batches/{batch_id}", "/scrape", "/proxies"} <= set(doc["paths"])
 
 
+def _openapi(harness) -> dict[str, Any]:
+    status, doc = harness.api("status", "GET", "/openapi.json", tenant=None)
+    assert status == 200
+    return doc
+
+
+def _operation(doc, method: str, rule: str) -> dict[str, Any]:
+    return doc["paths"][re.sub(r"<(\w+)>", r"{\1}", rule)][method.lower()]
+
+
+def test_openapi_documents_a_response_schema_for_every_route_and_status(harness):
+    doc = _openapi(harness)
+    schemas = doc["components"]["schemas"]
+    for router in ROUTERS.values():
+        for method, rule, _ in routes_of(router):
+            answers = _operation(doc, method, rule)["responses"]
+            ok = [code for code in answers if code.startswith("2")]
+            assert len(ok) == 1, (method, rule, ok)
+            for code, declared in answers.items():
+                assert declared["description"], (method, rule, code)
+                if code == "204":
+                    assert not declared.get("content"), (method, rule)
+                    continue
+                schema = declared["content"]["application/json"]["schema"]
+                ref = schema.get("$ref", "")
+                assert ref or rule == "/openapi.json", (method, rule, code, schema)
+                name = ref.rsplit("/", 1)[-1]
+                assert not ref or name in schemas, (method, rule, code, ref)
+                if code >= "400":  # this API's error shape, not Powertools' default {"detail": ...}
+                    assert name in ("ErrorBody", "BusyBody"), (method, rule, code, name)
+    assert "Retry-After" in _operation(doc, "POST", "/scrape")["responses"]["503"]["headers"]
+    public = {path for path, ops in doc["paths"].items() if any(op.get("security") == [] for op in ops.values())}
+    assert public == {"/health", "/openapi.json"} and doc["security"] == [{"bearer": []}]
+
+
+def assert_declared(doc, method: str, rule: str, status: int, body: Any) -> None:
+    """The answer is what /openapi.json declares for this route and status: the model it names reads the body
+    and writes it back the same (no field missing, none undeclared at the top level or in a nested model)."""
+    declared = _operation(doc, method, rule)["responses"][str(status)]
+    if status == 204:
+        assert body is None
+        return
+    model = getattr(responses, declared["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1])
+    assert model.model_validate(body).model_dump(mode="json", exclude_unset=True) == body, (method, rule, status)
+
+
+def test_answers_are_what_openapi_declares(harness):
+    doc = _openapi(harness)
+
+    def call(name, method, rule, path=None, body=None, role="tenant", **kw):
+        tenant = "t_admin" if role == "admin" else "t_local"
+        status, answer = harness.api(name, method, path or rule, body, tenant=tenant, role=role, **kw)
+        assert_declared(doc, method, rule, status, answer)
+        return status, answer
+
+    _, created = call("batches", "POST", "/batches", body={"items": ["https://e.com/", "e.com", "ftp://x"]})
+    assert created["rejected_items"] and created["status"] == "pending"
+    _, queued = call("batches", "POST", "/batches", body={"items": ["https://e.org/"], "start": False})
+    bid = queued["batch_id"]
+    assert call("status", "GET", "/batches/<batch_id>", f"/batches/{bid}")[0] == 200
+    assert call("status", "GET", "/batches/<batch_id>/items", f"/batches/{bid}/items")[0] == 200
+    assert call("status", "GET", "/batches")[0] == 200
+    assert call("batches", "POST", "/batches/<batch_id>/start", f"/batches/{bid}/start")[0] == 202
+    assert call("batches", "POST", "/batches/<batch_id>/cancel", f"/batches/{bid}/cancel")[0] == 202
+    assert call("batches", "POST", "/batches/<batch_id>/cancel", f"/batches/{bid}/cancel")[0] == 409
+    assert call("status", "GET", "/batches/<batch_id>", "/batches/b_00000000000000000000")[0] == 404
+    assert call("status", "GET", "/batches", query={"limit": "0"})[0] == 422
+    assert call("batches", "POST", "/batches", body={"items": ["ftp://x"]})[0] == 422
+    assert harness.api("batches", "POST", "/batches", raw_body="{oops")[0] == 400
+    assert_declared(doc, "POST", "/batches", 400, harness.api("batches", "POST", "/batches", raw_body="{oops")[1])
+    assert call("status", "GET", "/health")[0] == 200
+    assert call("admin", "POST", "/tenants", body={"name": "acme"})[0] == 403
+    assert call("admin", "POST", "/tenants", body={"name": "acme"}, role="admin")[0] == 201
+    _, proxy = call("admin", "POST", "/proxies", body={"url": "http://u:p@203.0.113.5:3128"}, role="admin")
+    assert call("admin", "GET", "/proxies", role="admin")[1]["proxies"]
+    assert call("admin", "PUT", "/hosts/<host>", "/hosts/e.com", {"rate": 1}, role="admin")[0] == 200
+    assert call("admin", "GET", "/hosts", role="admin")[1]["hosts"]
+    assert call("admin", "DELETE", "/hosts/<host>", "/hosts/e.com", role="admin")[0] == 204
+    assert call("admin", "DELETE", "/proxies/<proxy_id>", f"/proxies/{proxy['proxy_id']}", role="admin")[0] == 204
+
+
 def test_scrape_checks_one_page_through_the_pool(harness, pool, site):
     status, body = harness.api("scrape", "POST", "/scrape", {"item": f"{site.base_url}/page/5"})
     assert status == 200, body
     assert (body["status"], body["http_status"], body["result"]["title"]) == ("succeeded", 200, "Demo page 5")
+    assert_declared(_openapi(harness), "POST", "/scrape", status, body)
     status, body = harness.api("scrape", "POST", "/scrape", {"item": f"{site.base_url}/missing/5"})
     assert (status, body["status"], body["error"]["code"]) == (200, "failed", "http_404")
     assert harness.api("scrape", "POST", "/scrape", {"item": "gopher://x"})[0] == 422
@@ -267,6 +350,7 @@ def test_scrape_without_a_free_proxy_answers_503_with_retry_after(harness, site)
     harness.deps.settings.scrape_budget_s = 1.0
     status, body = ev("scrape", "POST", "/scrape", {"item": f"{site.base_url}/page/5"})
     assert status == 503 and body["retry_after_s"] >= 1
+    assert_declared(_openapi(harness), "POST", "/scrape", status, body)
 
 
 def test_authorizer_maps_a_known_key_to_its_tenant_and_refuses_others(harness, event, lambda_context, monkeypatch):
