@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import typing
+from typing import Any
 
+import boto3
 import pytest
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel
 from scrapersky import entrypoints
 from scrapersky.adapters.ddb import de_item
+from scrapersky.api import responses
+from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
 
 from devstack.cfn_yaml import load_template
 from tests.conftest import EVENTS, ROOT, load_event
@@ -109,6 +118,81 @@ def test_admin_routes_need_an_admin_key(harness):
     assert status == 201 and body["api_key"].startswith("sk_")
 
 
+ROUTERS = {"batches": batches_router, "status": status_router, "scrape": scrape_router, "admin": admin_router}
+
+
+def routes_of(router) -> list[tuple[str, str, Any]]:
+    """(method, rule, handler function) of every route registered on a router: read from the router itself, so a
+    route added later is walked too."""
+    return [(method, key[0], func) for key, func in router._routes.items() for method in key[1]]
+
+
+def body_model(func) -> type[BaseModel] | None:
+    for hint in typing.get_type_hints(func, include_extras=True).values():
+        if typing.get_origin(hint) is typing.Annotated and any(isinstance(m, Body) for m in hint.__metadata__):
+            return hint.__origin__
+    return None
+
+
+# A plausible, valid body per request model: the request must pass validation, so that only the key is refused.
+SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
+    CreateTenantRequest: {"name": "intruder", "role": "admin"},
+    CreateProxyRequest: {"url": "http://mallory:pw@203.0.113.9:3128"},
+    HostConfigRequest: {"rate": 5, "max_rate": 10},
+}
+
+
+def _stored(harness) -> dict[str, list[Any]]:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    return {t: sorted(map(json.dumps, ddb.scan(TableName=t)["Items"])) for t in ("batches", "proxies", "tenants")}
+
+
+def test_every_admin_route_refuses_a_tenant_key_with_a_403_and_changes_nothing(harness):
+    def admin(method, path, body=None):
+        return harness.api("admin", method, path, body, tenant="t_admin", role="admin")
+
+    # something real behind every path parameter, so a route that let the tenant through would act on it
+    proxy_id = admin("POST", "/proxies", {"url": "http://alice:s3cret@203.0.113.5:3128"})[1]["proxy_id"]
+    assert admin("PUT", "/hosts/shop.example.com", {"rate": 2})[0] == 200
+    params = {"proxy_id": proxy_id, "host": "shop.example.com"}
+
+    # DELETEs last: the admin walk below must find what the other routes need
+    routes = sorted(routes_of(admin_router), key=lambda r: (r[0] == "DELETE", r[1], r[0]))
+    assert {(m, r) for m, r, _ in routes} >= {("POST", "/tenants"), ("GET", "/proxies"), ("DELETE", "/hosts/<host>")}
+    calls = []
+    for method, rule, func in routes:
+        missing = set(re.findall(r"<(\w+)>", rule)) - set(params)
+        assert not missing, f"give {method} {rule} a plausible value for {missing}"
+        model = body_model(func)
+        assert model is None or model in SAMPLE_BODIES, f"give {method} {rule} a plausible {model.__name__} body"
+        path = re.sub(r"<(\w+)>", lambda m: params[m.group(1)], rule)
+        calls.append((method, path, SAMPLE_BODIES.get(model) if model else None))
+
+    before = _stored(harness)
+    for method, path, body in calls:
+        for tenant, role, message in (
+            ("t_local", "tenant", "this route needs an admin key"),
+            ("t_other", None, "this route needs an admin key"),  # no role from the authorizer: a tenant
+            (None, "admin", "no tenant on this request"),
+        ):
+            status, answer = harness.api("admin", method, path, body, tenant=tenant, role=role)
+            assert (status, answer) == (403, {"message": message}), (method, path, tenant)
+    assert _stored(harness) == before
+    assert not harness.receive("FanoutQueue") and not harness.receive("WorkQueue")
+
+    # the same requests with an admin key go through: the 403s above came from the key, not from the request
+    for method, path, body in calls:
+        status, answer = admin(method, path, body)
+        assert status < 300, (method, path, answer)
+
+
+def test_the_admin_guard_is_the_admin_routers_alone(harness):
+    """Every other function's routes still answer a tenant key (the admin router's middleware is not theirs)."""
+    assert harness.api("status", "GET", "/batches")[0] == 200
+    assert harness.api("batches", "POST", "/batches", {"items": ["https://example.com/"], "start": False})[0] == 201
+    assert harness.api("status", "GET", "/health", tenant=None) == (200, {"status": "ok"})
+
+
 def test_proxy_credentials_are_never_returned_and_keys_are_stored_hashed(harness):
     status, body = harness.api(
         "admin", "POST", "/proxies", {"url": "http://alice:s3cret@203.0.113.5:3128"}, tenant="t_admin", role="admin"
@@ -170,10 +254,92 @@ def test_health_and_openapi_are_served(harness):
     assert {"/batches", "/batches/{batch_id}", "/scrape", "/proxies"} <= set(doc["paths"])
 
 
+def _openapi(harness) -> dict[str, Any]:
+    status, doc = harness.api("status", "GET", "/openapi.json", tenant=None)
+    assert status == 200
+    return doc
+
+
+def _operation(doc, method: str, rule: str) -> dict[str, Any]:
+    return doc["paths"][re.sub(r"<(\w+)>", r"{\1}", rule)][method.lower()]
+
+
+def test_openapi_documents_a_response_schema_for_every_route_and_status(harness):
+    doc = _openapi(harness)
+    schemas = doc["components"]["schemas"]
+    for router in ROUTERS.values():
+        for method, rule, _ in routes_of(router):
+            answers = _operation(doc, method, rule)["responses"]
+            ok = [code for code in answers if code.startswith("2")]
+            assert len(ok) == 1, (method, rule, ok)
+            for code, declared in answers.items():
+                assert declared["description"], (method, rule, code)
+                if code == "204":
+                    assert not declared.get("content"), (method, rule)
+                    continue
+                schema = declared["content"]["application/json"]["schema"]
+                ref = schema.get("$ref", "")
+                assert ref or rule == "/openapi.json", (method, rule, code, schema)
+                name = ref.rsplit("/", 1)[-1]
+                assert not ref or name in schemas, (method, rule, code, ref)
+                if code >= "400":  # this API's error shape, not Powertools' default {"detail": ...}
+                    assert name in ("ErrorBody", "BusyBody"), (method, rule, code, name)
+    assert "Retry-After" in _operation(doc, "POST", "/scrape")["responses"]["503"]["headers"]
+    public = {path for path, ops in doc["paths"].items() if any(op.get("security") == [] for op in ops.values())}
+    assert public == {"/health", "/openapi.json"} and doc["security"] == [{"bearer": []}]
+
+
+def assert_declared(doc, method: str, rule: str, status: int, body: Any) -> None:
+    """The answer is what /openapi.json declares for this route and status: the model it names reads the body
+    and writes it back the same (no field missing, none undeclared at the top level or in a nested model)."""
+    declared = _operation(doc, method, rule)["responses"][str(status)]
+    if status == 204:
+        assert body is None
+        return
+    model = getattr(responses, declared["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1])
+    assert model.model_validate(body).model_dump(mode="json", exclude_unset=True) == body, (method, rule, status)
+
+
+def test_answers_are_what_openapi_declares(harness):
+    doc = _openapi(harness)
+
+    def call(name, method, rule, path=None, body=None, role="tenant", **kw):
+        tenant = "t_admin" if role == "admin" else "t_local"
+        status, answer = harness.api(name, method, path or rule, body, tenant=tenant, role=role, **kw)
+        assert_declared(doc, method, rule, status, answer)
+        return status, answer
+
+    _, created = call("batches", "POST", "/batches", body={"items": ["https://e.com/", "e.com", "ftp://x"]})
+    assert created["rejected_items"] and created["status"] == "pending"
+    _, queued = call("batches", "POST", "/batches", body={"items": ["https://e.org/"], "start": False})
+    bid = queued["batch_id"]
+    assert call("status", "GET", "/batches/<batch_id>", f"/batches/{bid}")[0] == 200
+    assert call("status", "GET", "/batches/<batch_id>/items", f"/batches/{bid}/items")[0] == 200
+    assert call("status", "GET", "/batches")[0] == 200
+    assert call("batches", "POST", "/batches/<batch_id>/start", f"/batches/{bid}/start")[0] == 202
+    assert call("batches", "POST", "/batches/<batch_id>/cancel", f"/batches/{bid}/cancel")[0] == 202
+    assert call("batches", "POST", "/batches/<batch_id>/cancel", f"/batches/{bid}/cancel")[0] == 409
+    assert call("status", "GET", "/batches/<batch_id>", "/batches/b_00000000000000000000")[0] == 404
+    assert call("status", "GET", "/batches", query={"limit": "0"})[0] == 422
+    assert call("batches", "POST", "/batches", body={"items": ["ftp://x"]})[0] == 422
+    assert harness.api("batches", "POST", "/batches", raw_body="{oops")[0] == 400
+    assert_declared(doc, "POST", "/batches", 400, harness.api("batches", "POST", "/batches", raw_body="{oops")[1])
+    assert call("status", "GET", "/health")[0] == 200
+    assert call("admin", "POST", "/tenants", body={"name": "acme"})[0] == 403
+    assert call("admin", "POST", "/tenants", body={"name": "acme"}, role="admin")[0] == 201
+    _, proxy = call("admin", "POST", "/proxies", body={"url": "http://u:p@203.0.113.5:3128"}, role="admin")
+    assert call("admin", "GET", "/proxies", role="admin")[1]["proxies"]
+    assert call("admin", "PUT", "/hosts/<host>", "/hosts/e.com", {"rate": 1}, role="admin")[0] == 200
+    assert call("admin", "GET", "/hosts", role="admin")[1]["hosts"]
+    assert call("admin", "DELETE", "/hosts/<host>", "/hosts/e.com", role="admin")[0] == 204
+    assert call("admin", "DELETE", "/proxies/<proxy_id>", f"/proxies/{proxy['proxy_id']}", role="admin")[0] == 204
+
+
 def test_scrape_checks_one_page_through_the_pool(harness, pool, site):
     status, body = harness.api("scrape", "POST", "/scrape", {"item": f"{site.base_url}/page/5"})
     assert status == 200, body
     assert (body["status"], body["http_status"], body["result"]["title"]) == ("succeeded", 200, "Demo page 5")
+    assert_declared(_openapi(harness), "POST", "/scrape", status, body)
     status, body = harness.api("scrape", "POST", "/scrape", {"item": f"{site.base_url}/missing/5"})
     assert (status, body["status"], body["error"]["code"]) == (200, "failed", "http_404")
     assert harness.api("scrape", "POST", "/scrape", {"item": "gopher://x"})[0] == 422
@@ -184,6 +350,7 @@ def test_scrape_without_a_free_proxy_answers_503_with_retry_after(harness, site)
     harness.deps.settings.scrape_budget_s = 1.0
     status, body = ev("scrape", "POST", "/scrape", {"item": f"{site.base_url}/page/5"})
     assert status == 503 and body["retry_after_s"] >= 1
+    assert_declared(_openapi(harness), "POST", "/scrape", status, body)
 
 
 def test_authorizer_maps_a_known_key_to_its_tenant_and_refuses_others(harness, event, lambda_context, monkeypatch):

@@ -1,0 +1,210 @@
+"""Answer bodies of the HTTP API, for the OpenAPI document only.
+
+The services build the answers (dicts) and the routes send them as they are: these models describe those
+shapes in `/openapi.json` through the route decorators' `responses=`; nothing validates or re-serialises an
+answer with them. The integration tests check real answers against them, so a drift shows up there."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
+
+from scrapersky.models import BatchStatus, ItemView, RejectedItem
+
+JSON = "application/json"
+
+
+# ---- errors -------------------------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    """One reason a request was refused: a field and its problem, or an item and why it was rejected."""
+
+    field: str | None = Field(default=None, description="dotted path of the field, e.g. options.max_attempts")
+    message: str | None = None
+    type: str | None = Field(default=None, description="validation error type (request validation only)")
+    item: str | None = Field(default=None, description="the rejected item (item validation only)")
+    reason: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    message: str = Field(description="human readable")
+    details: list[ErrorDetail] | None = Field(default=None, description="present on validation errors")
+
+
+class BusyBody(ErrorBody):
+    """503: no proxy was free within the call's time budget (the Retry-After header says the same)."""
+
+    retry_after_s: int = Field(ge=1)
+
+
+# ---- batches ------------------------------------------------------------------------------------------------
+class CreatedBatch(BaseModel):
+    batch_id: str
+    status: Literal["pending", "queued"] = Field(description="queued: start=false, or its group is busy")
+    status_url: str
+    total_items: int = Field(description="accepted items, after normalisation and de-duplication")
+    rejected_items: list[RejectedItem]
+    duplicate_items: int
+    created_at: str
+    estimated_completion_time: str
+
+
+class StartedBatch(BaseModel):
+    batch_id: str
+    status: Literal["pending"]
+
+
+class CancelledBatch(BaseModel):
+    batch_id: str
+    status: Literal["cancelled"]
+
+
+class ErrorSample(BaseModel):
+    item: str
+    code: str
+    message: str
+    at: str
+
+
+class BatchErrors(BaseModel):
+    by_code: dict[str, int] = Field(description="failed items by their final error code")
+    sample: list[ErrorSample]
+
+
+class BatchView(BaseModel):
+    """Progress of one batch, read in O(1) whatever its size."""
+
+    batch_id: str
+    kind: str
+    group: str | None
+    status: BatchStatus
+    total_items: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    in_progress: int
+    pending: int
+    retries: int
+    progress_pct: float
+    created_at: str | None
+    started_at: str | None
+    updated_at: str | None
+    completed_at: str | None
+    duration_s: float | None
+    throughput_per_min: float | None
+    estimated_completion_time: str | None
+    errors: BatchErrors
+    rejected_items: int = Field(description="how many items were rejected at creation")
+    duplicate_items: int
+    options: dict[str, Any]
+    results_url: str | None
+
+
+class BatchList(BaseModel):
+    batches: list[BatchView]
+    next_cursor: str | None
+
+
+class ItemList(BaseModel):
+    items: list[ItemView]
+    next_cursor: str | None
+
+
+# ---- admin --------------------------------------------------------------------------------------------------
+class CreatedTenant(BaseModel):
+    tenant_id: str
+    name: str
+    role: Literal["tenant", "admin"]
+    api_key: str = Field(description="shown once; stored only as its hash")
+
+
+class CreatedProxy(BaseModel):
+    proxy_id: str
+    endpoint: str = Field(description="masked: no credentials")
+
+
+class ProxyView(BaseModel):
+    proxy_id: str
+    endpoint: str | None
+    labels: dict[str, str]
+    state: Literal["available", "cooling", "quarantined", "disabled"]
+    leased: bool
+    cooldowns: dict[str, str | None] = Field(description="host -> until when this proxy rests for it")
+    succeeded: int
+    failed: int
+    rate_limited: int
+    last_used_at: str | None
+    consecutive_errors: int
+    pace: dict[str, float] = Field(description="host -> requests/s this proxy is paced at")
+
+
+class ProxyList(BaseModel):
+    proxies: list[ProxyView]
+
+
+class HostProxyPace(BaseModel):
+    rate: float | None
+    ceiling: float | None
+    answer_s: float | None
+    next_at: str | None
+
+
+class HostView(BaseModel):
+    host: str
+    rate: float | None = Field(description="configured start rate per proxy (requests/s)")
+    max_rate: float | None = Field(description="configured hard cap per proxy (requests/s)")
+    learnt_ceiling: float | None
+    proxies: dict[str, HostProxyPace]
+
+
+class HostList(BaseModel):
+    hosts: list[HostView]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+# ---- the `responses=` of the route decorators ----------------------------------------------------------------
+_ERRORS: dict[int, tuple[type[BaseModel], str]] = {
+    400: (ErrorBody, "The body is not valid JSON"),
+    401: (ErrorBody, "No or unknown key (answered by the API Gateway authorizer)"),
+    403: (ErrorBody, "The key is not allowed on this route"),
+    404: (ErrorBody, "Not found (another tenant's batch answers the same)"),
+    409: (ErrorBody, "Conflict with the current state"),
+    422: (ErrorBody, "The request is not valid; details say which field or item"),
+    500: (ErrorBody, "Internal error"),
+    503: (BusyBody, "No proxy free within the call's time budget"),
+}
+# 422 is listed on every route, even one without input: Powertools documents one for every validated route,
+# in its own shape ({"detail": ...}), which is not what this API answers (ErrorBody).
+BASE = (422, 500)
+AUTH = (401, 403, *BASE)  # what any authenticated route may answer
+WITH_BODY = (400, *AUTH)  # ... and one that reads a JSON body
+
+
+def answer(model: type[BaseModel], description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {JSON: {"model": model}}}
+
+
+def _error(status: int) -> OpenAPIResponse:
+    model, description = _ERRORS[status]
+    out = answer(model, description)
+    if status == 503:
+        out["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+    return out
+
+
+def responses(
+    status: int, model: type[BaseModel] | None, description: str, errors: tuple[int, ...] = AUTH
+) -> dict[int, OpenAPIResponse]:
+    """The success answer (model None: no body, e.g. 204) and the error answers of a route."""
+    ok: OpenAPIResponse = answer(model, description) if model else {"description": description, "content": {}}
+    return {status: ok, **error_responses(errors)}
+
+
+def error_responses(errors: tuple[int, ...]) -> dict[int, OpenAPIResponse]:
+    return {code: _error(code) for code in sorted(set(errors))}
