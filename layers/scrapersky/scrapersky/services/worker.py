@@ -17,6 +17,7 @@ from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
 MAX_DEFER_S = 900.0
+TIME_GUARD_S = 10.0  # what an invocation keeps beyond a fetch's deadline to record it
 
 
 class Deferred(Exception):
@@ -216,7 +217,7 @@ def handle_record(
     Rate-limit waits must never push a healthy item into the DLQ: close to maxReceiveCount the message is
     re-sent as a fresh message (DelaySeconds, deferral counter) and the old one is deleted. A record the
     invocation has no time left to fetch safely goes back at once, untouched."""
-    if remaining_ms is not None and remaining_ms < (msg.timeout_s + 10) * 1000:
+    if remaining_ms is not None and remaining_ms < (msg.timeout_s + TIME_GUARD_S) * 1000:
         result = Result("invocation_time_low", retry_in_s=0.0)
     else:
         result = process(deps, msg, cache)
