@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from scrapersky.models import FanoutMessage, WorkMessage
 from scrapersky.ports import WorkQueue
 
 MAX_VISIBILITY_S = 43_199  # SQS limit is 12 h
+MAX_ENTRIES = 10  # per SendMessageBatch call
+MAX_CALL_BYTES = 1_000_000  # SQS caps a SendMessageBatch call at 1 MiB (1,048,576 bytes) of bodies; keep a margin
+MAX_MESSAGE_BYTES = 1_048_576  # and one message at 1 MiB (256 KiB before 2025)
+
+
+def _batches(bodies: list[str], delay_s: int) -> Iterator[list[dict[str, Any]]]:
+    """Entries grouped so that no call exceeds 10 messages or the call's byte limit (UTF-8 bytes count)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for i, body in enumerate(bodies):
+        n = len(body.encode())
+        if n > MAX_MESSAGE_BYTES:
+            raise ValueError(f"a message of {n} bytes is over the SQS limit")
+        if batch and (len(batch) >= MAX_ENTRIES or size + n > MAX_CALL_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append({"Id": str(i), "MessageBody": body, **({"DelaySeconds": delay_s} if delay_s else {})})
+        size += n
+    if batch:
+        yield batch
 
 
 class SqsWorkQueue(WorkQueue):
@@ -17,11 +38,7 @@ class SqsWorkQueue(WorkQueue):
         self.sqs = client
 
     def _send(self, url: str, bodies: list[str], delay_s: int = 0) -> None:
-        for start in range(0, len(bodies), 10):
-            entries = [
-                {"Id": str(i), "MessageBody": b, **({"DelaySeconds": delay_s} if delay_s else {})}
-                for i, b in enumerate(bodies[start : start + 10])
-            ]
+        for entries in _batches(bodies, delay_s):
             pending = entries
             for _ in range(5):
                 got = self.sqs.send_message_batch(QueueUrl=url, Entries=pending)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
@@ -15,7 +16,7 @@ from scrapersky.records import BatchRecord, ItemRecord
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import batch_ended, dispatch, start_next_in_group
 
-CHUNK_BYTES = 200_000
+CHUNK_BYTES = 200_000  # a chunk message's items, as JSON bytes: well under SQS's message limit
 _BATCH_ID = re.compile(r"^b_[0-9a-z]{20,40}$")  # an id we could have given out; anything else is a 404
 CANCELLABLE = (BatchStatus.QUEUED, BatchStatus.PENDING, BatchStatus.PROCESSING)
 
@@ -39,11 +40,12 @@ def chunk_items(items: list[str], max_items: int, first_items: int | None = None
     first = 0
     for i, item in enumerate(items):
         limit = first_items if first_items and not chunks else max_items
-        if cur and (len(cur) >= limit or size + len(item) > CHUNK_BYTES):
+        n = len(json.dumps(item).encode()) + 2  # as the message body holds it: quoted, escaped, UTF-8
+        if cur and (len(cur) >= limit or size + n > CHUNK_BYTES):
             chunks.append((first, cur))
             cur, size, first = [], 0, i
         cur.append(item)
-        size += len(item) + 4
+        size += n
     if cur:
         chunks.append((first, cur))
     return chunks
