@@ -60,9 +60,11 @@ class Gateway:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(content)
+                if self.command != "HEAD":  # a HEAD answer carries the headers only
+                    self.wfile.write(content)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+            # every method goes to the REST API, which answers it as API Gateway does (OPTIONS and HEAD too)
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _forward
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -250,14 +249,45 @@ class LocalStack:
         raise SystemExit("the API did not answer /health within 60s")
 
 
+class _Stop(BaseException):
+    """Raised in the main thread by the first Ctrl-C or SIGTERM: it unwinds start-up or the wait alike."""
+
+
+class _Signals:
+    """The first SIGINT/SIGTERM stops the stack; any further one while it stops is ignored, so a supervisor's
+    process-group kill plus a direct one cannot interrupt the clean-up (an Event set from a handler could
+    deadlock the main thread inside Event.wait)."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        raise _Stop()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
+
+
 def main() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalStack() as stack:
+    signals = _Signals()
+    signals.install()
+    stack = LocalStack()
+    try:
+        stack.start()
         print(f"ScraperSky local stack: {stack.api_url}  (Ctrl-C to stop)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        while True:
+            time.sleep(3600)
+    except _Stop:
+        pass
+    finally:
+        signals.stopping = True
         log("stopping")
+        stack.stop()
+        log("stopped")
 
 
 if __name__ == "__main__":
