@@ -35,16 +35,20 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     for client in (ddb, sqs):
         client.meta.events.register("before-call.*.*", counter)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
+    hosts = DynamoHostBook(settings.proxies_table, ddb)
     return Deps(
         settings=settings,
-        store=DynamoBatchStore(settings.batches_table, ddb),
+        batches=DynamoBatchStore(settings.batches_table, ddb),
+        items=DynamoItemStore(settings.batches_table, ddb),
         pool=DynamoProxyPool(
             settings.proxies_table,
             ddb,
             quarantine_after=settings.quarantine_after,
             no_proxy_retry_s=settings.no_proxy_retry_s,
             pacing=PacingPolicy(default_rate=settings.default_host_rate),
+            hosts=hosts,
         ),
+        hosts=hosts,
         tenants=DynamoTenantStore(settings.tenants_table, ddb),
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
