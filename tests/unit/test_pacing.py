@@ -103,7 +103,8 @@ def test_a_proxys_own_learnt_pace_is_kept_under_the_hosts_cap_and_known_limit():
     limited = POLICY.pace_of(learnt, Host(rate=4.0))
     assert limited.rate == limited.ceiling == pytest.approx(4.0 * 0.97) and limited.answer_s == 0.2
     slow = HostPace(rate=0.5)  # slower than the limit: only the ceiling is set to it
-    assert POLICY.pace_of(slow, Host(rate=4.0)) == HostPace(rate=0.5, ceiling=pytest.approx(3.88))
+    kept = POLICY.pace_of(slow, Host(rate=4.0))
+    assert kept.rate == 0.5 and kept.ceiling == pytest.approx(3.88)
 
 
 def test_a_slot_opens_at_its_booked_start_or_now_and_books_the_next_one_interval_later():
@@ -128,7 +129,7 @@ def test_capacity_adds_the_proxies_paces_and_assumes_the_default_rate_with_none(
 
 def test_a_useful_answer_speeds_up_learns_the_answer_time_and_counts_the_next_slot_from_the_arrival():
     learnt = POLICY.after_answer(HostPace(1.0), None, sent=100.0, answered=100.3)
-    assert learnt.pace == HostPace(rate=1.5, answer_s=pytest.approx(0.3))
+    assert learnt.pace.rate == 1.5 and learnt.pace.ceiling is None and learnt.pace.answer_s == pytest.approx(0.3)
     assert learnt.next_at == pytest.approx(100.295 + 1 / 1.5)  # arrived just before the answer left
     assert learnt.shared_ceiling is None
 
