@@ -216,3 +216,25 @@ def test_a_failed_request_that_left_late_spaces_the_next_one_from_when_it_left(o
     one_proxy.release(sent, NOW + 0.304, Release.FAILED)
     nxt = one_proxy.lease("late.example", "w2", NOW + 0.4, 30, max_wait_s=2.0)
     assert nxt.start_at == pytest.approx(NOW + 1.3, abs=1e-3)
+
+
+def test_the_proxy_list_shows_learnt_paces_and_only_cooldowns_longer_than_the_pace(one_proxy):
+    refused = one_proxy.lease("slow.example", "w1", NOW, 30)
+    one_proxy.release(refused, NOW + 1, Release.RATE_LIMITED, 20.0)
+    paced = one_proxy.lease("fast.example", "w2", NOW + 2, 30)
+    one_proxy.release(paced, NOW + 2.004, Release.SUCCESS)  # its next slot is only the pace away
+    [rec] = one_proxy.list_all(NOW + 2.1)
+    assert rec.state == ProxyState.AVAILABLE and rec.lease_until == 0 and rec.succeeded == rec.rate_limited == 1
+    assert rec.cooldowns == {"slow.example": pytest.approx(NOW + 21)}
+    assert rec.paces["slow.example"].rate == pytest.approx(0.7) and rec.paces["fast.example"].rate == 1.5
+
+
+def test_capacity_sums_the_usable_proxies_paces_for_the_host(one_proxy, book):
+    one_proxy.add("p_b", "http://u:p@127.0.0.1:10", "http://u***@127.0.0.1:10", {}, NOW)
+    assert one_proxy.capacity("new.example", NOW) == 2.0  # two proxies at the default 1 req/s
+    book.configure("known.example", 4.0, None, NOW)
+    assert one_proxy.capacity("known.example", NOW + 0.1) == pytest.approx(2 * 4.0 * 0.97)
+    for i in range(3):
+        lease = one_proxy.lease("other.example", f"w{i}", NOW + 1 + i, 30, avoid="p_b")
+        one_proxy.release(lease, NOW + 1 + i, Release.FAILED, proxy_fault=True)
+    assert one_proxy.capacity("known.example", NOW + 4) == pytest.approx(4.0 * 0.97)  # p_a quarantined
