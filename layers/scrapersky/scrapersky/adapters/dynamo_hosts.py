@@ -11,15 +11,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from scrapersky.adapters.ddb import de_item, is_condition_failure, ser
+from scrapersky.adapters.ddb import de_item
 from scrapersky.adapters.expressions import Update
 from scrapersky.adapters.proxy_rows import (
     HOST_PREFIX,
+    HostKeys,
+    delete,
     is_proxy,
     learnt_hosts,
-    learnt_keys,
     learnt_pace,
     next_at,
     scan,
@@ -91,26 +90,15 @@ class DynamoHostBook(HostBook):
         self._changed()
 
     def forget(self, host: str) -> bool:
-        known = self._delete_if_exists(self._row(host))
+        known = delete(self.ddb, self.table, self._row(host))
         # What was learnt goes; a cooldown still running (`n#`) stays: the site's Retry-After is not forgotten.
-        keys = learnt_keys(host)
+        keys = HostKeys.of(host).learnt
         for row in filter(is_proxy, scan(self.ddb, self.table)):
             if any(k in row for k in keys):
                 known = True  # unless a proxy was deleted meanwhile:
                 update(self.ddb, self.table, row["proxy_id"], Update().remove(*keys).when("attribute_exists(proxy_id)"))
         self._changed()
         return known
-
-    def _delete_if_exists(self, row_id: str) -> bool:
-        try:
-            self.ddb.delete_item(
-                TableName=self.table, Key={"proxy_id": ser(row_id)}, ConditionExpression="attribute_exists(proxy_id)"
-            )
-            return True
-        except ClientError as e:
-            if not is_condition_failure(e):
-                raise
-            return False
 
     def take_ticket(self, host: str, now: float, earliest: float, gap_s: float) -> float:
         # The first in line since the line last emptied starts it at `earliest`; everyone after queues up

@@ -21,13 +21,14 @@ from scrapersky.adapters.ddb import de_item, is_condition_failure, raise_if_retr
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook, host_record
 from scrapersky.adapters.expressions import Update
 from scrapersky.adapters.proxy_rows import (
+    HostKeys,
     booked_hosts,
+    delete,
     is_proxy,
     learnt_fields,
     learnt_pace,
     new_proxy_row,
     next_at,
-    next_key,
     proxy_record,
     scan,
     update,
@@ -116,22 +117,20 @@ class DynamoProxyPool(ProxyPool):
         self.invalidate()
 
     def delete(self, proxy_id: str) -> bool:
-        try:
-            self.ddb.delete_item(
-                TableName=self.table, Key={"proxy_id": ser(proxy_id)}, ConditionExpression="attribute_exists(proxy_id)"
-            )
-            return True
-        except ClientError as e:
-            if is_condition_failure(e):
-                return False
-            raise
+        return delete(self.ddb, self.table, proxy_id)
 
     def list_all(self, now: float) -> list[ProxyRecord]:
-        return [self._record(p, now) for p in self._proxies(now, refresh=True)]
+        # A scan of its own: the lease snapshot is left as it is, and the cooldowns are judged against the
+        # hosts' configuration as it is now.
+        rows = scan(self.ddb, self.table)
+        hosts = {rec.host: rec for rec in map(host_record, rows) if rec is not None}
+        return [self._record(p, hosts, now) for p in rows if is_proxy(p)]
 
-    def _record(self, p: dict[str, Any], now: float) -> ProxyRecord:
-        booked = booked_hosts(p).items()
-        return proxy_record(p, {h: at for h, at in booked if self.pacing.is_cooldown(at, self._pace_of(p, h), now)})
+    def _record(self, p: dict[str, Any], hosts: dict[str, HostRecord], now: float) -> ProxyRecord:
+        def cooling(host: str, until: float) -> bool:
+            return self.pacing.is_cooldown(until, self.pacing.pace_of(learnt_pace(p, host), hosts.get(host)), now)
+
+        return proxy_record(p, {h: until for h, until in booked_hosts(p).items() if cooling(h, until)})
 
     def _proxies(self, now: float, refresh: bool = False) -> list[dict[str, Any]]:
         """This container's snapshot of the proxies (and of the hosts' configuration, from the same scan)."""
@@ -248,8 +247,9 @@ class DynamoProxyPool(ProxyPool):
     def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float) -> Lease:
         start = self._open_at(p, host, now)
         u = Update().set(lease_owner=owner, lease_until=start + lease_s).add(fence=1)
-        u.set(**{next_key(host): self.pacing.slot_after(start, self._pace_of(p, host))})
-        n = u.name(next_key(host))
+        next_slot = HostKeys.of(host).next
+        u.set(**{next_slot: self.pacing.slot_after(start, self._pace_of(p, host))})
+        n = u.name(next_slot)
         u.when(
             f"attribute_exists(proxy_id) AND #state = :avail AND #lease_until < :now"
             f" AND (attribute_not_exists({n}) OR {n} <= :start)",

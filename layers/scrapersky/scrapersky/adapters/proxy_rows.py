@@ -7,6 +7,7 @@ Rows `host#<h>` hold what the pool was told and learnt of the host and its waiti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,25 +22,26 @@ PROXY_PREFIX = "p_"
 HOST_PREFIX = "host#"
 
 
-def next_key(host: str) -> str:
-    return f"n#{host}"
+@dataclass(frozen=True)
+class HostKeys:
+    """The attribute names a proxy row holds for one host."""
+
+    next: str  # earliest start of the proxy's next request to the host
+    rate: str
+    ceiling: str
+    answer: str
+
+    @classmethod
+    def of(cls, host: str) -> HostKeys:
+        return cls(next=f"n#{host}", rate=f"r#{host}", ceiling=f"c#{host}", answer=f"a#{host}")
+
+    @property
+    def learnt(self) -> tuple[str, str, str]:
+        """What a proxy learnt of the host (its next slot is not learnt: it may be a running cooldown)."""
+        return self.rate, self.ceiling, self.answer
 
 
-def rate_key(host: str) -> str:
-    return f"r#{host}"
-
-
-def ceiling_key(host: str) -> str:
-    return f"c#{host}"
-
-
-def answer_key(host: str) -> str:
-    return f"a#{host}"
-
-
-def learnt_keys(host: str) -> tuple[str, str, str]:
-    """What a proxy learnt of a host (its next slot, `n#`, is not learnt: it may be a running cooldown)."""
-    return rate_key(host), ceiling_key(host), answer_key(host)
+PREFIXES = HostKeys.of("")
 
 
 def is_proxy(row: dict[str, Any]) -> bool:
@@ -52,40 +54,40 @@ def _float(v: Any) -> float | None:
 
 def learnt_hosts(row: dict[str, Any]) -> list[str]:
     """The hosts a proxy row has learnt a pace for."""
-    prefix = rate_key("")
+    prefix = PREFIXES.rate
     return [k[len(prefix) :] for k in row if k.startswith(prefix)]
 
 
 def booked_hosts(row: dict[str, Any]) -> dict[str, float]:
     """Each host the proxy has a next slot booked for, and when it opens."""
-    prefix = next_key("")
+    prefix = PREFIXES.next
     return {k[len(prefix) :]: float(v) for k, v in row.items() if k.startswith(prefix)}
 
 
 def learnt_pace(row: dict[str, Any], host: str) -> HostPace | None:
     """The pace the proxy learnt for the host; None when it learnt nothing of it."""
-    rate = row.get(rate_key(host))
+    keys = HostKeys.of(host)
+    rate = row.get(keys.rate)
     if rate is None:
         return None
-    return HostPace(
-        rate=float(rate), ceiling=_float(row.get(ceiling_key(host))), answer_s=_float(row.get(answer_key(host)))
-    )
+    return HostPace(rate=float(rate), ceiling=_float(row.get(keys.ceiling)), answer_s=_float(row.get(keys.answer)))
 
 
 def next_at(row: dict[str, Any], host: str) -> float | None:
-    return _float(row.get(next_key(host)))
+    return _float(row.get(HostKeys.of(host).next))
 
 
 def learnt_fields(host: str, learnt: Learnt, *, pace: bool, answer: bool) -> dict[str, Any]:
     """The attributes a release writes of what it learnt: the next slot always; the pace (rate and ceiling)
     and the usual answer time when asked."""
-    out: dict[str, Any] = {next_key(host): learnt.next_at}
+    keys = HostKeys.of(host)
+    out: dict[str, Any] = {keys.next: learnt.next_at}
     if pace:
-        out[rate_key(host)] = learnt.pace.rate
+        out[keys.rate] = learnt.pace.rate
         if learnt.pace.ceiling is not None:
-            out[ceiling_key(host)] = learnt.pace.ceiling
+            out[keys.ceiling] = learnt.pace.ceiling
     if answer:
-        out[answer_key(host)] = round(learnt.pace.answer_s or 0.0, 4)
+        out[keys.answer] = round(learnt.pace.answer_s or 0.0, 4)
     return out
 
 
@@ -134,3 +136,16 @@ def update(client: Any, table: str, proxy_id: str, u: Update, **extra: Any) -> d
             return None
         raise
     return got
+
+
+def delete(client: Any, table: str, row_id: str) -> bool:
+    """Deletes a row; False when there was none."""
+    try:
+        client.delete_item(
+            TableName=table, Key={"proxy_id": ser(row_id)}, ConditionExpression="attribute_exists(proxy_id)"
+        )
+    except ClientError as e:
+        if is_condition_failure(e):
+            return False
+        raise
+    return True
