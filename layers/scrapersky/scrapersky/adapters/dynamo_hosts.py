@@ -45,6 +45,11 @@ def host_record(row: dict[str, Any]) -> HostRecord | None:
     )
 
 
+def host_records(rows: list[dict[str, Any]]) -> dict[str, HostRecord]:
+    """The hosts among a scan's rows, by name."""
+    return {rec.host: rec for rec in map(host_record, rows) if rec is not None}
+
+
 def _proxy_pace(row: dict[str, Any], host: str) -> HostProxyPace:
     pace = learnt_pace(row, host)
     assert pace is not None  # only asked for hosts the row learnt a pace for
@@ -70,7 +75,7 @@ class DynamoHostBook(HostBook):
 
     def hosts(self) -> dict[str, HostRecord]:
         rows = scan(self.ddb, self.table)
-        out = {rec.host: rec for rec in map(host_record, rows) if rec is not None}
+        out = host_records(rows)
         learnt: dict[str, dict[str, HostProxyPace]] = {}
         for row in filter(is_proxy, rows):
             for host in learnt_hosts(row):

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from scrapersky.adapters.ddb import de_item, is_condition_failure, raise_if_retryable, ser, ser_item
-from scrapersky.adapters.dynamo_hosts import DynamoHostBook, host_record
+from scrapersky.adapters.dynamo_hosts import DynamoHostBook, host_records
 from scrapersky.adapters.expressions import Update
 from scrapersky.adapters.proxy_rows import (
     HostKeys,
@@ -123,7 +123,7 @@ class DynamoProxyPool(ProxyPool):
         # A scan of its own: the lease snapshot is left as it is, and the cooldowns are judged against the
         # hosts' configuration as it is now.
         rows = scan(self.ddb, self.table)
-        hosts = {rec.host: rec for rec in map(host_record, rows) if rec is not None}
+        hosts = host_records(rows)
         return [self._record(p, hosts, now) for p in rows if is_proxy(p)]
 
     def _record(self, p: dict[str, Any], hosts: dict[str, HostRecord], now: float) -> ProxyRecord:
@@ -137,7 +137,7 @@ class DynamoProxyPool(ProxyPool):
         if refresh or now - self._snapshot_at > SNAPSHOT_TTL_S:
             rows = scan(self.ddb, self.table)
             self._snapshot = [r for r in rows if is_proxy(r)]
-            self._hosts = {rec.host: rec for rec in map(host_record, rows) if rec is not None}
+            self._hosts = host_records(rows)
             self._snapshot_at = now
         return self._snapshot
 
