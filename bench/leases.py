@@ -14,6 +14,7 @@ import time
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.errors import NoProxyAvailable
+from scrapersky.ports import Release
 
 from devstack.proxies import free_port
 from devstack.stack import LocalStack, aws_client
@@ -58,7 +59,7 @@ def main() -> None:
                 with lock:
                     latencies.append(took)
                 time.sleep(FETCH_S)
-                pool.release(lease, "bench.example", time.time(), "success", None, False)
+                pool.release(lease, time.time(), Release.SUCCESS)
 
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.workers)]
         for t in threads:

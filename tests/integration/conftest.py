@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from scrapersky import bootstrap, entrypoints
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
 from scrapersky.models import CreateTenantRequest
 from scrapersky.services.admin import create_tenant
@@ -59,6 +58,8 @@ class Harness:
     context: LambdaContext
 
     def handler(self, name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        from scrapersky import entrypoints  # imported when used: tests of one adapter need not load them all
+
         factory = lambda: self.deps  # noqa: E731
         routers = {"batches": batches_router, "status": status_router, "scrape": scrape_router, "admin": admin_router}
         if name in routers:
@@ -189,6 +190,8 @@ def harness(monkeypatch) -> Iterator[Harness]:
             lease_seconds=30,
             no_proxy_retry_s=2,
         )
+        from scrapersky import bootstrap
+
         deps = bootstrap.build(settings)
         for tid, role in (("t_local", "tenant"), ("t_admin", "admin")):
             create_tenant(deps, CreateTenantRequest(name=tid, role=role), api_key=f"{tid}-key", tenant_id=tid)

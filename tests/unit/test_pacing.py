@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 import pytest
 from scrapersky.domain.pacing import HostPace, PacingPolicy
 
@@ -77,3 +79,76 @@ def test_the_usual_answer_time_follows_the_answers_and_survives_pace_changes():
     pace = pace.with_answer_time(POLICY, 0.8)  # one slow answer moves it a little
     assert pace.answer_s == pytest.approx(0.4)
     assert pace.after_success(POLICY).answer_s == pace.after_rate_limit(POLICY).answer_s == pace.answer_s
+
+
+@dataclass(frozen=True)
+class Host:
+    rate: float | None = None
+    max_rate: float | None = None
+    ceiling: float | None = None
+
+
+def test_a_proxy_new_to_a_host_starts_from_the_shared_ceiling_else_the_known_limit_else_the_default():
+    assert POLICY.pace_of(None) == HostPace(rate=1.0)
+    assert POLICY.pace_of(None, Host()) == HostPace(rate=1.0)
+    assert POLICY.pace_of(None, Host(rate=4.0)) == HostPace(rate=4.0 * 0.97, ceiling=4.0 * 0.97)
+    shared = POLICY.pace_of(None, Host(rate=4.0, ceiling=2.0))
+    assert shared == HostPace(rate=2.0, ceiling=2.0)  # what the pool learnt beats what it was told
+
+
+def test_a_proxys_own_learnt_pace_is_kept_under_the_hosts_cap_and_known_limit():
+    learnt = HostPace(rate=9.0, ceiling=10.0, answer_s=0.2)
+    assert POLICY.pace_of(learnt, Host(ceiling=1.0)) == learnt  # its own pace beats the shared ceiling
+    assert POLICY.pace_of(learnt, Host(max_rate=3.0)) == HostPace(rate=3.0, ceiling=10.0, answer_s=0.2)
+    limited = POLICY.pace_of(learnt, Host(rate=4.0))
+    assert limited.rate == limited.ceiling == pytest.approx(4.0 * 0.97) and limited.answer_s == 0.2
+    slow = HostPace(rate=0.5)  # slower than the limit: only the ceiling is set to it
+    kept = POLICY.pace_of(slow, Host(rate=4.0))
+    assert kept.rate == 0.5 and kept.ceiling == pytest.approx(3.88)
+
+
+def test_a_slot_opens_at_its_booked_start_or_now_and_books_the_next_one_interval_later():
+    assert POLICY.opens_at(None, 100.0) == 100.0
+    assert POLICY.opens_at(99.0, 100.0) == 100.0
+    assert POLICY.opens_at(100.4, 100.0) == 100.4
+    assert POLICY.slot_after(100.4, HostPace(rate=2.0)) == pytest.approx(100.9)
+
+
+def test_only_a_wait_longer_than_the_pace_itself_is_a_cooldown():
+    pace = HostPace(rate=2.0)  # 0.5 s between requests
+    assert not POLICY.is_cooldown(100.5, pace, now=100.0)
+    assert not POLICY.is_cooldown(100.54, pace, now=100.0)  # within the 50 ms a slot may drift
+    assert POLICY.is_cooldown(100.6, pace, now=100.0)
+    assert POLICY.is_cooldown(120.0, pace, now=100.0)  # Retry-After: 20
+
+
+def test_capacity_adds_the_proxies_paces_and_assumes_the_default_rate_with_none():
+    assert POLICY.capacity([HostPace(1.5), HostPace(0.5)]) == 2.0
+    assert POLICY.capacity([]) == POLICY.default_rate
+
+
+def test_a_useful_answer_speeds_up_learns_the_answer_time_and_counts_the_next_slot_from_the_arrival():
+    learnt = POLICY.after_answer(HostPace(1.0), None, sent=100.0, answered=100.3)
+    assert learnt.pace.rate == 1.5 and learnt.pace.ceiling is None and learnt.pace.answer_s == pytest.approx(0.3)
+    assert learnt.next_at == pytest.approx(100.295 + 1 / 1.5)  # arrived just before the answer left
+    assert learnt.shared_ceiling is None
+
+
+def test_a_useful_answer_never_speeds_past_the_hosts_cap():
+    learnt = POLICY.after_answer(HostPace(1.8), Host(max_rate=2.0), sent=100.0, answered=100.004)
+    assert learnt.pace.rate == 2.0
+    assert learnt.next_at == pytest.approx(100.5)
+
+
+def test_a_failed_request_keeps_the_pace_and_spaces_the_next_from_its_arrival():
+    pace = HostPace(2.0, answer_s=0.1)
+    learnt = POLICY.after_failure(pace, sent=100.0, answered=100.5)
+    assert learnt.pace == pace
+    assert learnt.next_at == pytest.approx(100.4 + 0.5)
+
+
+def test_a_refusal_slows_down_waits_out_retry_after_and_shares_its_ceiling():
+    learnt = POLICY.after_refusal(HostPace(2.0), now=100.0, retry_after_s=20.0)
+    assert learnt.pace.rate == pytest.approx(1.4) and learnt.pace.ceiling == pytest.approx(1.7)
+    assert learnt.next_at == 120.0
+    assert learnt.shared_ceiling == learnt.pace.ceiling

@@ -10,7 +10,22 @@ a site that relaxes is noticed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Protocol
+
+
+class HostTerms(Protocol):
+    """What the pool was told of a host and what it learnt of it as a whole (a HostRecord is one)."""
+
+    @property
+    def rate(self) -> float | None: ...  # the site's known limit per address (requests/s per proxy)
+
+    @property
+    def max_rate(self) -> float | None: ...  # requests/s per proxy never exceeded
+
+    @property
+    def ceiling(self) -> float | None: ...  # learnt by one proxy, shared with the ones new to the host
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,7 @@ class PacingPolicy:
     ceiling_creep: float = 1.0003  # the ceiling rises this much with each success
     way_back_s: float = 0.005  # the least time an answer is assumed to take on its way back
     answer_smoothing: float = 0.2  # weight of the latest answer time in the usual one (moving average)
+    same_slot_s: float = 0.05  # slots this close together are the same; a wait beyond the pace plus this is a cooldown
 
     def interval(self, rate: float) -> float:
         return 1.0 / max(self.min_rate, rate)
@@ -35,6 +51,71 @@ class PacingPolicy:
         request reaches the site exactly on time and at the limit itself every late-early pair is a 429."""
         rate = max(self.min_rate, min(self.max_rate, limit * self.ceiling_step))
         return HostPace(rate=rate, ceiling=rate)
+
+    def pace_of(self, learnt: HostPace | None, host: HostTerms | None = None) -> HostPace:
+        """The proxy's own learnt pace for the host; a proxy new to the host starts from what the pool
+        learnt of it (the host's ceiling), else from the host's configured rate, else from the default
+        rate. Never faster than the host's configured `max_rate`."""
+        if learnt is not None:
+            pace = learnt
+        elif host is not None and host.ceiling is not None:
+            pace = HostPace(rate=host.ceiling, ceiling=host.ceiling)
+        elif host is not None and host.rate is not None:
+            pace = self.under_known_limit(host.rate)
+        else:
+            pace = HostPace(rate=self.default_rate)
+        return self.capped(pace, host)
+
+    def capped(self, pace: HostPace, host: HostTerms | None) -> HostPace:
+        """Never faster than the host's `max_rate`, nor above a step under its configured limit (`rate`):
+        the ceiling does not creep past what the operator said the site allows."""
+        if host is None:
+            return pace
+        if host.rate is not None:
+            limit = self.under_known_limit(host.rate).rate
+            ceiling = limit if pace.ceiling is None else min(pace.ceiling, limit)
+            pace = replace(pace, rate=min(pace.rate, limit), ceiling=ceiling)
+        if host.max_rate is not None and pace.rate > host.max_rate:
+            pace = replace(pace, rate=host.max_rate)
+        return pace
+
+    # ---- slots: when a proxy may next send the host a request ------------------------------------------------
+    @staticmethod
+    def opens_at(next_at: float | None, now: float) -> float:
+        """When the proxy's slot for the host opens: its booked next start, or now if that has passed."""
+        return max(now, next_at or 0.0)
+
+    def slot_after(self, start: float, pace: HostPace) -> float:
+        """The slot a lease books for the request after the one starting at `start`."""
+        return start + self.interval(pace.rate)
+
+    def is_cooldown(self, next_at: float, pace: HostPace, now: float) -> bool:
+        """A next slot further off than the pace alone would put it: the site pushed back (Retry-After)."""
+        return next_at - now > self.interval(pace.rate) + self.same_slot_s
+
+    def capacity(self, paces: Iterable[HostPace]) -> float:
+        """Requests/s a set of proxies can send one host at these paces (the default rate if there are none)."""
+        return sum(p.rate for p in paces) or self.default_rate
+
+    # ---- what a released lease teaches ------------------------------------------------------------------------
+    def after_answer(self, pace: HostPace, host: HostTerms | None, sent: float, answered: float) -> Learnt:
+        """A useful answer: a little faster (capped), the usual answer time updated.
+
+        The slot booked at lease time used a container's snapshot of the pace, which may be stale; only the
+        lease holder writes the pace, so here it is exact: the next slot is fixed with it, counted from when
+        the request reached the site (`sent` is when it really left the worker)."""
+        new = self.capped(pace.after_success(self), host).with_answer_time(self, max(0.0, answered - sent))
+        return Learnt(new, pace.reached_at(self, sent, answered) + self.interval(new.rate))
+
+    def after_failure(self, pace: HostPace, sent: float, answered: float) -> Learnt:
+        """A request went out and failed: the pace stays, the next slot still counts from its arrival."""
+        return Learnt(pace, pace.reached_at(self, sent, answered) + self.interval(pace.rate))
+
+    def after_refusal(self, pace: HostPace, now: float, retry_after_s: float | None) -> Learnt:
+        """The site pushed back: much slower, Retry-After honoured, and the new ceiling shared with the pool
+        (sites limit each client address by the same rule, so the pool learns the limit once)."""
+        new = pace.after_rate_limit(self)
+        return Learnt(new, new.next_allowed(self, now, retry_after_s), shared_ceiling=new.ceiling)
 
 
 @dataclass(frozen=True)
@@ -76,3 +157,13 @@ class HostPace:
     def next_allowed(self, policy: PacingPolicy, now: float, retry_after_s: float | None) -> float:
         """When this proxy may hit the host again after a 429: never inside the site's Retry-After window."""
         return now + max(policy.interval(self.rate), retry_after_s or 0.0)
+
+
+@dataclass(frozen=True)
+class Learnt:
+    """What a release stores of one (proxy, host): the pace and when the proxy may next send the host a request;
+    after a refusal, also the ceiling every proxy new to the host should start from."""
+
+    pace: HostPace
+    next_at: float
+    shared_ceiling: float | None = None
