@@ -16,6 +16,7 @@ from scrapersky.adapters.ddb import de_item
 from scrapersky.api import responses
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
 from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
+from scrapersky.ports import Release
 
 from devstack.cfn_yaml import load_template
 from tests.conftest import EVENTS, ROOT, load_event
@@ -347,7 +348,7 @@ def test_scrape_checks_one_page_through_the_pool(harness, pool, site):
 
 def test_scrape_without_a_free_proxy_answers_503_with_retry_after(harness, site):
     ev = harness.api  # no proxy registered at all
-    harness.deps.settings.scrape_budget_s = 1.0
+    harness.deps.settings = harness.deps.settings.model_copy(update={"scrape_budget_s": 1.0})
     status, body = ev("scrape", "POST", "/scrape", {"item": f"{site.base_url}/page/5"})
     assert status == 503 and body["retry_after_s"] >= 1
     assert_declared(_openapi(harness), "POST", "/scrape", status, body)
@@ -409,9 +410,9 @@ def test_an_admin_sees_a_proxy_cooling_for_a_host_after_a_429_and_not_after_a_su
     proxies = harness.deps.pool
     now = harness.deps.clock.now()
     ok = proxies.lease("calm.example", "w1", now, 30)
-    proxies.release(ok, "calm.example", now + 0.01, "success", None, False)
+    proxies.release(ok, now + 0.01, Release.SUCCESS)
     refused = proxies.lease("strict.example", "w2", now, 30)
-    proxies.release(refused, "strict.example", now + 0.01, "rate_limited", 60.0, False)
+    proxies.release(refused, now + 0.01, Release.RATE_LIMITED, 60.0)
     listing = {
         p["proxy_id"]: p for p in harness.api("admin", "GET", "/proxies", tenant="t_admin", role="admin")[1]["proxies"]
     }

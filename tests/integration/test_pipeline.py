@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from scrapersky.records import ItemEnd, ItemRef
 
 from devstack.site import Site
 
@@ -222,7 +223,7 @@ def test_a_long_deferred_item_is_resent_fresh_instead_of_reaching_the_dlq(harnes
 def test_the_batch_finishes_once_every_shard_is_done_across_many_shards(harness, pool, site):
     # 300 items span 2 counter shards; only the last item of each shard looks at the whole batch
     created = create(harness, [f"{site.base_url}/page/{i}" for i in range(300)])
-    assert harness.deps.store.get_meta(created["batch_id"])["shards"] == 2
+    assert harness.deps.batches.get(created["batch_id"]).shards == 2
     harness.drain(timeout=180)
     view = batch(harness, created["batch_id"])
     assert (view["status"], view["succeeded"], view["pending"]) == ("completed", 300, 0)
@@ -234,7 +235,7 @@ def test_cancel_ends_an_item_whose_worker_crashed_mid_fetch(harness, pool, site)
     [msg] = harness.receive("WorkQueue")
     now = harness.deps.clock.now()
     # a worker claimed it and died: its claim has lapsed, the item is still in_progress
-    harness.deps.store.claim_item(created["batch_id"], 0, 0, "crashed-worker", now - 1, now - 100)
+    harness.deps.items.claim(ItemRef(created["batch_id"], 0, 0), "crashed-worker", now - 1, now - 100)
     assert batch(harness, created["batch_id"])["in_progress"] == 1
     assert harness.api("batches", "POST", f"/batches/{created['batch_id']}/cancel")[0] == 202
     harness.deliver("WorkQueue", "worker", [msg])  # the redelivery after the visibility timeout
@@ -245,23 +246,14 @@ def test_cancel_ends_an_item_whose_worker_crashed_mid_fetch(harness, pool, site)
 
 
 def test_a_redelivery_closes_a_batch_whose_worker_died_after_the_final_write(harness, pool, site):
-    from scrapersky.services import items as item_transitions
-
     created = create(harness, [f"{site.base_url}/page/1"])
     harness.drain(queues=("FanoutQueue",))
     [msg] = harness.receive("WorkQueue")
     now = harness.deps.clock.now()
-    harness.deps.store.claim_item(created["batch_id"], 0, 0, "dying-worker", now + 30, now)
-    item_transitions.finish(
-        harness.deps,
-        created["batch_id"],
-        0,
-        0,
-        "dying-worker",
-        "in_progress",
-        succeeded=True,
-        item=f"{site.base_url}/page/1",
-    )  # ...and the worker died before closing the batch
+    harness.deps.items.claim(ItemRef(created["batch_id"], 0, 0), "dying-worker", now + 30, now)
+    end = ItemEnd(succeeded=True, item=f"{site.base_url}/page/1")
+    harness.deps.items.finish(ItemRef(created["batch_id"], 0, 0), "dying-worker", end, now)
+    # ...and the worker died before closing the batch
     assert batch(harness, created["batch_id"])["status"] == "pending"  # the item is done, the batch is not closed
     harness.deliver("WorkQueue", "worker", [msg])
     view = batch(harness, created["batch_id"])
@@ -293,8 +285,8 @@ def test_a_chunks_work_goes_out_part_by_part_as_its_items_are_written(harness, m
     """Workers start on a chunk's first items while the fan-out is still writing the rest."""
     created = create(harness, [f"https://site{i}.example.com/" for i in range(60)])
     seen: list[tuple[str, int]] = []
-    store, queue = harness.deps.store, harness.deps.queue
-    put, send = store.put_items, queue.send_work
+    store, queue = harness.deps.items, harness.deps.queue
+    put, send = store.put_pending, queue.send_work
     waiting_at_write: list[int] = []  # work messages a worker could already take, each time records are written
 
     def waiting() -> int:
@@ -305,8 +297,8 @@ def test_a_chunks_work_goes_out_part_by_part_as_its_items_are_written(harness, m
 
     monkeypatch.setattr(
         store,
-        "put_items",
-        lambda *a: waiting_at_write.append(waiting()) or seen.append(("write", len(a[4]))) or put(*a),
+        "put_pending",
+        lambda *a: waiting_at_write.append(waiting()) or seen.append(("write", len(a[2]))) or put(*a),
     )
     monkeypatch.setattr(queue, "send_work", lambda msgs, **kw: seen.append(("send", len(msgs))) or send(msgs, **kw))
     harness.drain(queues=("FanoutQueue",))
