@@ -1,5 +1,5 @@
 import pytest
-from scrapersky.domain.progress import Counts, batch_view, decide_final_status
+from scrapersky.domain.progress import batch_view, decide_final_status, total
 from scrapersky.models import BatchStatus
 from scrapersky.records import BatchRecord, ShardCounts
 from scrapersky.services.batches import chunk_items, shard_totals
@@ -18,7 +18,7 @@ META = BatchRecord(
 
 
 def test_view_counts_always_add_up_to_the_total():
-    counts = Counts.from_shards(
+    counts = total(
         [
             ShardCounts(succeeded=30, failed=2, in_progress=3, retries=4, errors={"http_404": 2}, updated_at=1050.0),
             ShardCounts(succeeded=10, cancelled=0, in_progress=2),
@@ -44,7 +44,7 @@ def test_view_counts_always_add_up_to_the_total():
     ],
 )
 def test_final_status_only_when_every_item_finished(succeeded, failed, cancelled, expected):
-    assert decide_final_status(Counts(succeeded=succeeded, failed=failed, cancelled=cancelled), 10) == expected
+    assert decide_final_status(ShardCounts(succeeded=succeeded, failed=failed, cancelled=cancelled), 10) == expected
 
 
 def test_shards_split_the_total_exactly():

@@ -126,20 +126,6 @@ class ErrorInfo(BaseModel):
     message: str
 
 
-class PageResult(BaseModel):
-    status_code: int
-    final_url: str
-    content_type: str | None = None
-    bytes: int
-    elapsed_ms: int
-    title: str | None = None
-    description: str | None = None
-    canonical: str | None = None
-    h1: str | None = None
-    truncated: bool = False
-    redirects: int = 0
-
-
 class ItemView(BaseModel):
     item: str
     status: ItemStatus

@@ -61,6 +61,10 @@ class ShardCounts:
     samples: tuple[ErrorSample, ...] = ()
     updated_at: float | None = None
 
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed + self.cancelled
+
 
 @dataclass(frozen=True)
 class ItemRef:

@@ -93,6 +93,11 @@ def caller(router: Router) -> dict[str, Any]:
     return _who(router.current_event.raw_event)
 
 
+def tenant_of(router: Router) -> str:
+    """The calling tenant's id (403 when the request carries none)."""
+    return str(caller(router)["tenant_id"])
+
+
 def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
     """Router middleware of the admin router (`admin_router.use(...)`): every one of its routes needs an admin key.
 

@@ -208,3 +208,73 @@ def responses(
 
 def error_responses(errors: tuple[int, ...]) -> dict[int, OpenAPIResponse]:
     return {code: _error(code) for code in sorted(set(errors))}
+
+
+_PUBLIC = {"security": []}
+# Each route's documentation: its summary and every answer it may give (routes.py stays one call per route).
+_DOCS: dict[str, dict[str, Any]] = {
+    "create_batch": {
+        "summary": "Create a batch",
+        "responses": responses(201, CreatedBatch, "Batch created", WITH_BODY),
+    },
+    "start_batch": {
+        "summary": "Start a queued batch",
+        "responses": responses(202, StartedBatch, "Started", (*AUTH, 404, 409)),
+    },
+    "cancel_batch": {
+        "summary": "Cancel a batch",
+        "responses": responses(202, CancelledBatch, "Cancelled", (*AUTH, 404, 409)),
+    },
+    "list_batches": {
+        "summary": "List the tenant's batches, newest first",
+        "responses": responses(200, BatchList, "The batches, newest first"),
+    },
+    "get_batch": {
+        "summary": "Progress of one batch (O(1))",
+        "responses": responses(200, BatchView, "The batch", (*AUTH, 404)),
+    },
+    "list_items": {
+        "summary": "Items of a batch with their results",
+        "responses": responses(200, ItemList, "A page of items", (*AUTH, 404)),
+    },
+    "health": {"summary": "Liveness (no auth)", **_PUBLIC, "responses": responses(200, Health, "Alive", BASE)},
+    "openapi": {
+        "summary": "This API's OpenAPI document",
+        **_PUBLIC,
+        "responses": {
+            200: {"description": "OpenAPI 3 document", "content": {JSON: {"schema": {"type": "object"}}}},
+            **error_responses(BASE),
+        },
+    },
+    "scrape": {
+        "summary": "Check one item synchronously",
+        "responses": responses(200, ItemView, "The item, succeeded or failed", (*WITH_BODY, 503)),
+    },
+    "create_tenant": {
+        "summary": "Create a tenant and its API key (shown once)",
+        "responses": responses(201, CreatedTenant, "Tenant created", WITH_BODY),
+    },
+    "add_proxy": {"summary": "Register a proxy", "responses": responses(201, CreatedProxy, "Registered", WITH_BODY)},
+    "list_proxies": {
+        "summary": "The proxy pool and each proxy's state",
+        "responses": responses(200, ProxyList, "The pool"),
+    },
+    "delete_proxy": {"summary": "Remove a proxy", "responses": responses(204, None, "Removed", (*AUTH, 404))},
+    "list_hosts": {
+        "summary": "Each host's pacing: configured rate and cap, and what the pool learnt",
+        "responses": responses(200, HostList, "Every host the pool knows"),
+    },
+    "configure_host": {
+        "summary": "Configure a host's pacing: start rate and hard cap per proxy",
+        "responses": responses(200, HostView, "The host as now configured", WITH_BODY),
+    },
+    "forget_host": {
+        "summary": "Forget a host: its configuration and everything learnt of it",
+        "responses": responses(204, None, "Forgotten", (*AUTH, 404)),
+    },
+}
+
+
+def doc(route: str) -> dict[str, Any]:
+    """The route decorator's documentation keywords (summary, responses, security) for one route."""
+    return _DOCS[route]

@@ -1,26 +1,28 @@
-"""Route definitions, one Router per Lambda function. Each route parses, calls one use case, answers."""
+"""Route definitions, one Router per Lambda function. Each route parses, calls one use case, answers.
+What each route documents (summary, answers) lives in responses.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from scrapersky.api import responses as r
-from scrapersky.api.resolver import admin_only, caller, deps_of, json_response, openapi_json
+from scrapersky.api.resolver import admin_only, deps_of, json_response, openapi_json, tenant_of
+from scrapersky.api.responses import doc
 from scrapersky.models import (
+    BatchStatus,
     CreateBatchRequest,
     CreateProxyRequest,
     CreateTenantRequest,
     HostConfigRequest,
+    ItemStatus,
     ScrapeRequest,
 )
 from scrapersky.services import admin, batches, scrape
 
-ItemStatusQ = Literal["pending", "in_progress", "succeeded", "failed", "cancelled"]
-BatchStatusQ = Literal["queued", "pending", "processing", "completed", "partial", "failed", "cancelled"]
+Cursor = Annotated[str | None, Query(max_length=2048)]
 
 batches_router = Router()
 status_router = Router()
@@ -29,164 +31,100 @@ admin_router = Router()
 admin_router.use(middlewares=[admin_only])  # every admin route needs an admin key: see admin_only
 
 
-@batches_router.post(
-    "/batches", summary="Create a batch", responses=r.responses(201, r.CreatedBatch, "Batch created", r.WITH_BODY)
-)
+def _no_content() -> Response:
+    return Response(status_code=204, body="")
+
+
+@batches_router.post("/batches", **doc("create_batch"))
 def create_batch(body: Annotated[CreateBatchRequest, Body()]):
-    who = caller(batches_router)
-    return json_response(201, batches.create_batch(deps_of(batches_router), who["tenant_id"], body))
+    return json_response(201, batches.create_batch(deps_of(batches_router), tenant_of(batches_router), body))
 
 
-@batches_router.post(
-    "/batches/<batch_id>/start",
-    summary="Start a queued batch",
-    responses=r.responses(202, r.StartedBatch, "Started", (*r.AUTH, 404, 409)),
-)
+@batches_router.post("/batches/<batch_id>/start", **doc("start_batch"))
 def start_batch(batch_id: str):
-    who = caller(batches_router)
-    return json_response(202, batches.start_batch(deps_of(batches_router), who["tenant_id"], batch_id))
+    return json_response(202, batches.start_batch(deps_of(batches_router), tenant_of(batches_router), batch_id))
 
 
-@batches_router.post(
-    "/batches/<batch_id>/cancel",
-    summary="Cancel a batch",
-    responses=r.responses(202, r.CancelledBatch, "Cancelled", (*r.AUTH, 404, 409)),
-)
+@batches_router.post("/batches/<batch_id>/cancel", **doc("cancel_batch"))
 def cancel_batch(batch_id: str):
-    who = caller(batches_router)
-    return json_response(202, batches.cancel_batch(deps_of(batches_router), who["tenant_id"], batch_id))
+    return json_response(202, batches.cancel_batch(deps_of(batches_router), tenant_of(batches_router), batch_id))
 
 
-@status_router.get(
-    "/batches",
-    summary="List the tenant's batches, newest first",
-    responses=r.responses(200, r.BatchList, "The batches, newest first"),
-)
+@status_router.get("/batches", **doc("list_batches"))
 def list_batches(
-    status: Annotated[BatchStatusQ | None, Query()] = None,
+    status: Annotated[BatchStatus | None, Query()] = None,
     group: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ):
-    who = caller(status_router)
-    return json_response(
-        200, batches.list_batches(deps_of(status_router), who["tenant_id"], status, group, limit, cursor)
-    )
+    found = batches.list_batches(deps_of(status_router), tenant_of(status_router), status, group, limit, cursor)
+    return json_response(200, found)
 
 
-@status_router.get(
-    "/batches/<batch_id>",
-    summary="Progress of one batch (O(1))",
-    responses=r.responses(200, r.BatchView, "The batch", (*r.AUTH, 404)),
-)
+@status_router.get("/batches/<batch_id>", **doc("get_batch"))
 def get_batch(batch_id: str):
-    who = caller(status_router)
-    return json_response(200, batches.get_batch(deps_of(status_router), who["tenant_id"], batch_id))
+    return json_response(200, batches.get_batch(deps_of(status_router), tenant_of(status_router), batch_id))
 
 
-@status_router.get(
-    "/batches/<batch_id>/items",
-    summary="Items of a batch with their results",
-    responses=r.responses(200, r.ItemList, "A page of items", (*r.AUTH, 404)),
-)
+@status_router.get("/batches/<batch_id>/items", **doc("list_items"))
 def list_items(
     batch_id: str,
-    status: Annotated[ItemStatusQ | None, Query()] = None,
+    status: Annotated[ItemStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ):
-    who = caller(status_router)
-    return json_response(
-        200, batches.list_items(deps_of(status_router), who["tenant_id"], batch_id, status, limit, cursor)
-    )
+    found = batches.list_items(deps_of(status_router), tenant_of(status_router), batch_id, status, limit, cursor)
+    return json_response(200, found)
 
 
-@status_router.get(
-    "/health", summary="Liveness (no auth)", security=[], responses=r.responses(200, r.Health, "Alive", r.BASE)
-)
+@status_router.get("/health", **doc("health"))
 def health():
     return json_response(200, {"status": "ok"})
 
 
-@status_router.get(
-    "/openapi.json",
-    summary="This API's OpenAPI document",
-    security=[],
-    responses={
-        200: {"description": "OpenAPI 3 document", "content": {r.JSON: {"schema": {"type": "object"}}}},
-        **r.error_responses(r.BASE),
-    },
-)
+@status_router.get("/openapi.json", **doc("openapi"))
 def openapi():
     return Response(status_code=200, content_type="application/json", body=openapi_json())
 
 
-@scrape_router.post(
-    "/scrape",
-    summary="Check one item synchronously",
-    responses=r.responses(200, r.ItemView, "The item, succeeded or failed", (*r.WITH_BODY, 503)),
-)
+@scrape_router.post("/scrape", **doc("scrape"))
 def scrape_one(body: Annotated[ScrapeRequest, Body()]):
-    caller(scrape_router)
+    tenant_of(scrape_router)  # a tenant's key is needed, whichever
     return json_response(200, scrape.scrape(deps_of(scrape_router), body))
 
 
-@admin_router.post(
-    "/tenants",
-    summary="Create a tenant and its API key (shown once)",
-    responses=r.responses(201, r.CreatedTenant, "Tenant created", r.WITH_BODY),
-)
+@admin_router.post("/tenants", **doc("create_tenant"))
 def create_tenant(body: Annotated[CreateTenantRequest, Body()]):
     return json_response(201, admin.create_tenant(deps_of(admin_router), body))
 
 
-@admin_router.post(
-    "/proxies", summary="Register a proxy", responses=r.responses(201, r.CreatedProxy, "Registered", r.WITH_BODY)
-)
+@admin_router.post("/proxies", **doc("add_proxy"))
 def add_proxy(body: Annotated[CreateProxyRequest, Body()]):
     return json_response(201, admin.add_proxy(deps_of(admin_router), body))
 
 
-@admin_router.get(
-    "/proxies",
-    summary="The proxy pool and each proxy's state",
-    responses=r.responses(200, r.ProxyList, "The pool"),
-)
+@admin_router.get("/proxies", **doc("list_proxies"))
 def list_proxies():
     return json_response(200, admin.list_proxies(deps_of(admin_router)))
 
 
-@admin_router.delete(
-    "/proxies/<proxy_id>", summary="Remove a proxy", responses=r.responses(204, None, "Removed", (*r.AUTH, 404))
-)
+@admin_router.delete("/proxies/<proxy_id>", **doc("delete_proxy"))
 def delete_proxy(proxy_id: str):
     admin.delete_proxy(deps_of(admin_router), proxy_id)
-    return Response(status_code=204, body="")
+    return _no_content()
 
 
-@admin_router.get(
-    "/hosts",
-    summary="Each host's pacing: configured rate and cap, and what the pool learnt",
-    responses=r.responses(200, r.HostList, "Every host the pool knows"),
-)
+@admin_router.get("/hosts", **doc("list_hosts"))
 def list_hosts():
     return json_response(200, admin.list_hosts(deps_of(admin_router)))
 
 
-@admin_router.put(
-    "/hosts/<host>",
-    summary="Configure a host's pacing: start rate and hard cap per proxy",
-    responses=r.responses(200, r.HostView, "The host as now configured", r.WITH_BODY),
-)
+@admin_router.put("/hosts/<host>", **doc("configure_host"))
 def configure_host(host: str, body: Annotated[HostConfigRequest, Body()]):
     return json_response(200, admin.configure_host(deps_of(admin_router), host, body))
 
 
-@admin_router.delete(
-    "/hosts/<host>",
-    summary="Forget a host: its configuration and everything learnt of it",
-    responses=r.responses(204, None, "Forgotten", (*r.AUTH, 404)),
-)
+@admin_router.delete("/hosts/<host>", **doc("forget_host"))
 def forget_host(host: str):
     admin.forget_host(deps_of(admin_router), host)
-    return Response(status_code=204, body="")
+    return _no_content()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from scrapersky.models import BatchStatus
-from scrapersky.records import BatchRecord, ErrorSample, ShardCounts
+from scrapersky.records import BatchRecord, ShardCounts
 
-COUNTERS = ("succeeded", "failed", "cancelled", "in_progress", "retries")
 MAX_ERROR_SAMPLES = 5
 
 
@@ -19,43 +19,31 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass
-class Counts:
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    in_progress: int = 0
-    retries: int = 0
-    by_code: dict[str, int] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    updated_at: float | None = None
+def total(shards: list[ShardCounts]) -> ShardCounts:
+    """The batch's counts: its shards added up, with the earliest few error samples."""
 
-    @property
-    def finished(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
+    def added(name: str) -> int:
+        return sum(getattr(s, name) for s in shards)
 
-    @classmethod
-    def from_shards(cls, shards: list[ShardCounts]) -> Counts:
-        c = cls()
-        samples: list[ErrorSample] = []
-        for s in shards:
-            for name in COUNTERS:
-                setattr(c, name, getattr(c, name) + getattr(s, name))
-            for code, n in s.errors.items():
-                if n:
-                    c.by_code[code] = c.by_code.get(code, 0) + n
-            samples.extend(s.samples)
-            if s.updated_at is not None:
-                c.updated_at = max(c.updated_at or 0.0, s.updated_at)
-        samples.sort(key=lambda x: x.at)
-        c.samples = [{"item": x.item, "code": x.code, "message": x.message, "at": x.at} for x in samples]
-        c.samples = c.samples[:MAX_ERROR_SAMPLES]
-        # Clamp so a reader never sees the sum invariant broken, whatever order shards were read in.
-        c.in_progress = max(0, c.in_progress)
-        return c
+    errors: Counter[str] = Counter()
+    for s in shards:
+        errors.update({code: n for code, n in s.errors.items() if n})
+    samples = sorted((x for s in shards for x in s.samples), key=lambda x: x.at)[:MAX_ERROR_SAMPLES]
+    return ShardCounts(
+        total=added("total"),
+        succeeded=added("succeeded"),
+        failed=added("failed"),
+        cancelled=added("cancelled"),
+        # clamped so a reader never sees the sum invariant broken, whatever order shards were read in
+        in_progress=max(0, added("in_progress")),
+        retries=added("retries"),
+        errors=dict(errors),
+        samples=tuple(samples),
+        updated_at=max((s.updated_at for s in shards if s.updated_at is not None), default=None),
+    )
 
 
-def decide_final_status(counts: Counts, total: int) -> BatchStatus | None:
+def decide_final_status(counts: ShardCounts, total: int) -> BatchStatus | None:
     """The terminal status once every item is finished, else None."""
     if counts.finished < total:
         return None
@@ -68,7 +56,7 @@ def decide_final_status(counts: Counts, total: int) -> BatchStatus | None:
     return BatchStatus.PARTIAL
 
 
-def batch_view(batch: BatchRecord, counts: Counts, now: float) -> dict[str, Any]:
+def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str, Any]:
     """The public shape of GET /batches/{id}."""
     total = batch.total_items
     status = batch.status
@@ -100,7 +88,7 @@ def batch_view(batch: BatchRecord, counts: Counts, now: float) -> dict[str, Any]
         "duration_s": duration,
         "throughput_per_min": throughput,
         "estimated_completion_time": iso(eta),
-        "errors": {"by_code": dict(sorted(counts.by_code.items())), "sample": counts.samples},
+        "errors": {"by_code": dict(sorted(counts.errors.items())), "sample": [asdict(x) for x in counts.samples]},
         "rejected_items": batch.rejected_count,
         "duplicate_items": batch.duplicate_items,
         "options": batch.options,
@@ -109,7 +97,7 @@ def batch_view(batch: BatchRecord, counts: Counts, now: float) -> dict[str, Any]
 
 
 def _pace(
-    counts: Counts, finished: int, total: int, duration: float | None, now: float, terminal: bool
+    counts: ShardCounts, finished: int, total: int, duration: float | None, now: float, terminal: bool
 ) -> tuple[float | None, float | None]:
     """Items per minute so far and the estimated completion time; the throughput counts the items that were
     worked on (cancelled ones were not)."""

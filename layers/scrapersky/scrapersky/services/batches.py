@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import Any
 
-from scrapersky.domain.progress import Counts, batch_view, iso
+from scrapersky.domain.progress import batch_view, iso, total
 from scrapersky.domain.targets import NormalisedItems
 from scrapersky.errors import Conflict, InvalidCursor, InvalidInput, NotFound
 from scrapersky.models import BatchStatus, CreateBatchRequest, FanoutMessage, ItemStatus, ItemView
@@ -153,7 +153,7 @@ def get_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
     if full is None or full[0].tenant_id != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
     batch, shards = full
-    return batch_view(batch, Counts.from_shards(shards), deps.clock.now())
+    return batch_view(batch, total(shards), deps.clock.now())
 
 
 def _bad_cursor(e: InvalidCursor) -> InvalidInput:
@@ -168,7 +168,7 @@ def list_batches(
     except InvalidCursor as e:
         raise _bad_cursor(e) from e
     now = deps.clock.now()
-    return {"batches": [batch_view(b, Counts.from_shards(s), now) for b, s in rows], "next_cursor": nxt}
+    return {"batches": [batch_view(b, total(s), now) for b, s in rows], "next_cursor": nxt}
 
 
 def item_view(rec: ItemRecord, render: Any = None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapersky.domain.progress import Counts, decide_final_status
+from scrapersky.domain.progress import decide_final_status, total
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage
 from scrapersky.records import BatchRecord
 from scrapersky.services.context import Deps
@@ -16,7 +16,7 @@ def finish_if_done(deps: Deps, batch_id: str) -> BatchStatus | None:
     batch, shards = full
     if batch.status not in ACTIVE_BATCH:
         return None
-    final = decide_final_status(Counts.from_shards(shards), batch.total_items)
+    final = decide_final_status(total(shards), batch.total_items)
     if final is None:
         return None
     if deps.batches.end(batch_id, final, deps.clock.now(), ACTIVE_BATCH):
