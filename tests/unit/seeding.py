@@ -7,6 +7,7 @@ from typing import Any
 
 from scrapersky.models import BatchStatus, WorkMessage
 from scrapersky.records import BatchRecord
+from scrapersky.services import fanout, worker
 from scrapersky.services.fanout import work_message
 
 from tests.fakes import FakeDeps, batch_record
@@ -43,3 +44,13 @@ def work(batch: BatchRecord, seq: int, item: str | None = None, **update: Any) -
     """The work message the fan-out sends for item `seq` (its URL as seeded unless given)."""
     msg = work_message(batch, seq, item or f"https://a.test/{seq}")
     return msg.model_copy(update=update) if update else msg
+
+
+def drain(deps: FakeDeps) -> list[str]:
+    """Runs the fan-out and work queues until both are empty, as the event source mappings would (a message put
+    back is not redelivered: a test that needs redelivery delivers by hand). Returns the outcomes in order."""
+    outcomes: list[str] = []
+    while deps.queue.fanout or deps.queue.work:
+        outcomes += [fanout.handle(deps, m) for m in deps.queue.pop_fanout()]
+        outcomes += [worker.process(deps, m, worker.InvocationCache()).outcome for m in deps.queue.pop_work()]
+    return outcomes
