@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from scrapersky.errors import Conflict, InvalidInput, NotFound
-from scrapersky.models import BatchOptions, CreateBatchRequest
+from scrapersky.models import BatchOptions, BatchStatus, CreateBatchRequest
 from scrapersky.services import batches, fanout, worker
 
-from tests.fakes import FakeDeps, make_deps, page
+from tests.fakes import FakeBatchStore, FakeDeps, make_deps, page
 from tests.unit.seeding import drain, urls
 
 TENANT, OTHER = "t_acme", "t_other"
@@ -122,6 +122,29 @@ def test_starting_a_batch_whose_group_is_running_another_is_a_409_and_it_stays_q
         batches.start_batch(deps, TENANT, waiting["batch_id"])
     assert "group 'nightly'" in e.value.message
     assert status_of(deps, waiting["batch_id"]) == "queued"
+
+
+class CancelledWhileStarting(FakeBatchStore):
+    """A cancel lands between the start's read of the batch and its conditional write."""
+
+    def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool:
+        taken = super().take_group(tenant_id, group, batch_id)
+        self.end(batch_id, BatchStatus.CANCELLED, 0.0, (BatchStatus.QUEUED,))
+        return taken
+
+
+def test_a_start_that_loses_to_a_cancel_is_a_409_and_frees_the_group_it_took():
+    deps = make_deps()
+    deps.batches = CancelledWhileStarting()
+    deps.items.batches = deps.batches
+    got = create(deps, urls(2), group="nightly", start=False)
+
+    with pytest.raises(Conflict) as e:
+        batches.start_batch(deps, TENANT, got["batch_id"])
+
+    assert "no longer queued" in e.value.message
+    assert deps.batches.locks == {}
+    assert create(deps, urls(2), group="nightly")["status"] == "pending"
 
 
 def test_cancel_ends_the_batch_and_sweeps_its_items_and_a_second_cancel_is_a_409():

@@ -101,6 +101,7 @@ def test_a_rate_limit_on_the_only_proxy_past_the_budget_answers_the_rate_limit_w
 def test_transient_failures_are_retried_up_to_max_attempts_through_another_proxy_each_time():
     deps = make_deps(proxies=2)
     deps.fetcher.script(URL, failure("connect_error"))
+    deps.fetcher.takes_s = 2.0  # by the next try every proxy's slot is open again: p_1 would come first
 
     got = scrape(deps, request(max_attempts=3))
 
