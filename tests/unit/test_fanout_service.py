@@ -183,3 +183,23 @@ def test_a_message_for_an_unknown_batch_changes_nothing():
     deps = make_deps()
     assert fanout.handle(deps, chunk("b_" + "9" * 20, urls(2))) == "unknown_batch"
     assert deps.items.items == {} and deps.queue.work == []
+
+
+class CancelledAsThePartIsWritten(FakeItemStore):
+    """The batch is cancelled (and its sweep has run) while the chunk's first part is being written."""
+
+    def put_pending(self, batch, first_seq, items, now):
+        pending = super().put_pending(batch, first_seq, items, now)
+        self.batches.end(batch.batch_id, BatchStatus.CANCELLED, now, (BatchStatus.PENDING,))
+        return pending
+
+
+def test_a_cancel_racing_a_chunk_is_seen_after_the_write_so_its_items_end_cancelled_not_sent():
+    deps = make_deps()
+    deps.items = CancelledAsThePartIsWritten(deps.batches)
+    batch = seed_batch(deps, urls(3), stored=False)
+
+    assert fanout.handle(deps, chunk(batch.batch_id, urls(3))) == "cancelled"
+
+    assert deps.queue.pop_work() == []
+    assert set(deps.items.statuses(batch.batch_id).values()) == {ItemStatus.CANCELLED}
