@@ -23,19 +23,21 @@ def handle(deps: Deps, body: str) -> str:
         return "unreadable"
     if not isinstance(data, dict) or "batch_id" not in data:
         return "unreadable"
+    try:
+        target = int(data["seq"]) if "seq" in data else FanoutMessage.model_validate(data)
+    except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        # Raising would put the message back on the DLQ, to come back until it expires: settle it, unreadable.
+        return "unreadable"
     batch = deps.batches.get(str(data["batch_id"]))
     if batch is None:
         return "unknown_batch"
-    outcome = (
-        _work_item(deps, batch, data) if "seq" in data else _fanout(deps, batch, FanoutMessage.model_validate(data))
-    )
+    outcome = _work_item(deps, batch, target, data) if isinstance(target, int) else _fanout(deps, batch, target)
     finish_if_done(deps, batch.batch_id)
     return outcome
 
 
-def _work_item(deps: Deps, batch: BatchRecord, data: dict[str, Any]) -> str:
+def _work_item(deps: Deps, batch: BatchRecord, seq: int, data: dict[str, Any]) -> str:
     # Trust only the keys: whatever else made the message poison may be wrong too.
-    seq = int(data["seq"])
     ref = ItemRef(batch.batch_id, seq, batch.shard_of(seq))
     rec = deps.items.get(batch.batch_id, seq)
     if batch.status is BatchStatus.CANCELLED and rec is not None and rec.status is ItemStatus.PENDING:
