@@ -129,8 +129,8 @@ class FakeBatchStore(Recorder, BatchStore):
         return True
 
     @recorded
-    def next_waiting_in_group(self, tenant_id: str, group: str) -> str | None:
-        return min(self.waiting.get((tenant_id, group), ()), default=None)
+    def next_waiting_in_group(self, tenant_id: str, group: str, after: str | None = None) -> str | None:
+        return min((b for b in self.waiting.get((tenant_id, group), ()) if after is None or b > after), default=None)
 
     # ---- for the item store and for tests ---------------------------------------------------------------------
     def shard(self, batch_id: str, shard: int) -> Shard:

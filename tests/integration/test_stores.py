@@ -172,6 +172,15 @@ def test_a_cancelled_queued_batch_leaves_its_groups_waiting_line(stores):
     assert stores.batches.next_waiting_in_group(TENANT, "g") is None
 
 
+def test_the_waiting_line_can_be_read_past_a_batch_the_index_still_lists(stores):
+    stores.batches.create(new_batch(group="g"), [4], None, take_group=True)
+    second, _ = stores.batches.create(new_batch(group="g"), [4], None, take_group=True)
+    third, _ = stores.batches.create(new_batch(group="g"), [4], None, take_group=True)
+    assert stores.batches.next_waiting_in_group(TENANT, "g") == second.batch_id
+    assert stores.batches.next_waiting_in_group(TENANT, "g", after=second.batch_id) == third.batch_id
+    assert stores.batches.next_waiting_in_group(TENANT, "g", after=third.batch_id) is None
+
+
 def test_get_with_counts_sums_the_shards_and_reads_no_item(stores):
     batch = stored(stores, total=10, shards=3)
     got = stores.batches.get_with_counts(batch.batch_id)

@@ -48,9 +48,9 @@ def test_final_status_only_when_every_item_finished(succeeded, failed, cancelled
 
 
 def test_shards_split_the_total_exactly():
-    for total in (1, 7, 250, 251, 10_000):
-        shares = shard_totals(total, 16)
-        assert sum(shares) == total
+    for n in (1, 7, 250, 251, 10_000):
+        shares = shard_totals(n, 16)
+        assert sum(shares) == n
         assert max(shares) - min(shares) <= 1
 
 

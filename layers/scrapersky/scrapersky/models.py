@@ -16,7 +16,15 @@ MAX_ITEMS_PER_BATCH = 10_000
 MAX_ITEM_LENGTH = 2048
 
 
-class BatchStatus(StrEnum):
+class _Status(StrEnum):
+    """A status word. The terminal ones (TERMINAL_BATCH, TERMINAL_ITEM) never change again."""
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_BATCH or self in TERMINAL_ITEM
+
+
+class BatchStatus(_Status):
     QUEUED = "queued"
     PENDING = "pending"
     PROCESSING = "processing"
@@ -25,25 +33,19 @@ class BatchStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_BATCH
-
 
 TERMINAL_BATCH = frozenset({BatchStatus.COMPLETED, BatchStatus.PARTIAL, BatchStatus.FAILED, BatchStatus.CANCELLED})
 ACTIVE_BATCH = (BatchStatus.PENDING, BatchStatus.PROCESSING)  # started and not ended
 
 
-class ItemStatus(StrEnum):
+class ItemStatus(_Status):
+    """Where one item stands; succeeded, failed and cancelled never change again."""
+
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_ITEM
 
 
 TERMINAL_ITEM = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED})

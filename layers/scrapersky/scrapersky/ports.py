@@ -109,8 +109,9 @@ class BatchStore(abc.ABC):
     def release_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...
 
     @abc.abstractmethod
-    def next_waiting_in_group(self, tenant_id: str, group: str) -> str | None:
-        """The oldest batch queued behind the group's lock (started by itself when the lock frees)."""
+    def next_waiting_in_group(self, tenant_id: str, group: str, after: str | None = None) -> str | None:
+        """The oldest batch queued behind the group's lock (started by itself when the lock frees), or the oldest
+        after `after`: the line is an eventually consistent index, which may still list a batch that just left it."""
 
 
 class ItemStore(abc.ABC):

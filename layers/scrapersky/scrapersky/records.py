@@ -88,14 +88,14 @@ class ItemRecord:
     shard: int
     item: str
     status: ItemStatus
-    attempts: int = 0
-    deferrals: int = 0
-    claim: str | None = None
+    claim: str | None = None  # the delivery working on it (in_progress), until claim_until
     claim_until: float | None = None
     last_proxy: str | None = None
+    attempts: int = 0
     error: ItemError | None = None
     http_status: int | None = None
     result: dict[str, Any] | None = None
+    deferrals: int = 0  # rate-limit waits: not attempts
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -123,17 +123,17 @@ class ProxyRecord:
     url: str
     endpoint: str
     state: ProxyState = ProxyState.AVAILABLE
-    labels: dict[str, str] = field(default_factory=dict)
     lease_until: float = 0.0
     fence: int = 0
+    last_used_at: float | None = None
+    last_success_at: float | None = None
     succeeded: int = 0
     failed: int = 0
     rate_limited: int = 0
     consecutive_errors: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
     checks: int = 0  # re-checks while quarantined
     next_check_at: float = 0.0
-    last_used_at: float | None = None
-    last_success_at: float | None = None
     paces: dict[str, HostPace] = field(default_factory=dict)  # what this proxy learnt per host
     cooldowns: dict[str, float] = field(default_factory=dict)  # hosts it must not ask before then
 
@@ -152,6 +152,8 @@ class HostRecord:
 
 @dataclass(frozen=True)
 class HostProxyPace:
+    """One proxy's pace for one host: its rate, learnt ceiling, usual answer time and next slot."""
+
     rate: float
     ceiling: float | None = None
     answer_s: float | None = None

@@ -205,9 +205,13 @@ class DynamoBatchStore(BatchStore):
         u = Update().remove("running").when("#running = :b", b=batch_id)
         return conditional(self.ddb.update_item, TableName=self.table, Key=bt.group_key(tenant_id, group), **u.kwargs())
 
-    def next_waiting_in_group(self, tenant_id: str, group: str) -> str | None:
+    def next_waiting_in_group(self, tenant_id: str, group: str, after: str | None = None) -> str | None:
+        line = {"w": bt.waiting_line(tenant_id, group)}
+        condition = "gwpk = {w}"
+        if after:
+            condition, line = "gwpk = {w} AND gwsk > {a}", {**line, "a": after}
         page = self.ddb.query(
-            **bt.query_kwargs(self.table, "gwpk = {w}", {"w": bt.waiting_line(tenant_id, group)}),
+            **bt.query_kwargs(self.table, condition, line),
             IndexName="group_wait",
             ScanIndexForward=True,  # oldest first: batch ids sort by creation time
             Limit=1,

@@ -210,7 +210,7 @@ def error_responses(errors: tuple[int, ...]) -> dict[int, OpenAPIResponse]:
     return {code: _error(code) for code in sorted(set(errors))}
 
 
-_PUBLIC = {"security": []}
+_PUBLIC: dict[str, Any] = {"security": []}
 # Each route's documentation: its summary and every answer it may give (routes.py stays one call per route).
 _DOCS: dict[str, dict[str, Any]] = {
     "create_batch": {

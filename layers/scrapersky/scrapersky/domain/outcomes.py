@@ -43,12 +43,14 @@ class FetchFailure:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What one fetch came to for the item and the proxy: its kind, the error, the site's wait, the result."""
+
     kind: OutcomeKind
+    proxy_fault: bool = False
     code: str | None = None
     message: str | None = None
     http_status: int | None = None
     retry_after_s: float | None = None
-    proxy_fault: bool = False
     result: dict[str, Any] | None = None
 
 
@@ -86,16 +88,19 @@ def classify(fetched: FetchResponse | FetchFailure, now: float) -> Outcome:
     }
     retry_after = parse_retry_after(fetched.retry_after, now)
     if status == 429 or (status == 503 and retry_after is not None):
-        return Outcome(OutcomeKind.RATE_LIMITED, f"http_{status}", f"rate limited (HTTP {status})", status, retry_after)
+        return _http(OutcomeKind.RATE_LIMITED, status, f"rate limited (HTTP {status})", retry_after_s=retry_after)
     if status == 407:
-        return Outcome(
-            OutcomeKind.TRANSIENT, "proxy_auth", "proxy refused our credentials (407)", status, proxy_fault=True
-        )
+        message = "proxy refused our credentials (407)"
+        return Outcome(OutcomeKind.TRANSIENT, proxy_fault=True, code="proxy_auth", message=message, http_status=status)
     if 200 <= status < 400:
         return Outcome(OutcomeKind.SUCCESS, http_status=status, result=result)
     if status == 408 or status >= 500:
-        return Outcome(OutcomeKind.TRANSIENT, f"http_{status}", f"HTTP {status}", status, result=result)
-    return Outcome(OutcomeKind.PERMANENT, f"http_{status}", f"HTTP {status}", status, result=result)
+        return _http(OutcomeKind.TRANSIENT, status, f"HTTP {status}", result=result)
+    return _http(OutcomeKind.PERMANENT, status, f"HTTP {status}", result=result)
+
+
+def _http(kind: OutcomeKind, status: int, message: str, **more: Any) -> Outcome:
+    return Outcome(kind, code=f"http_{status}", message=message, http_status=status, **more)
 
 
 def full_jitter_backoff(attempt: int, base: float = 2.0, cap: float = 300.0, rng: random.Random | None = None) -> float:

@@ -38,8 +38,9 @@ def dispatch(deps: Deps, batch_id: str, tenant_id: str) -> None:
 
 def start_next_in_group(deps: Deps, tenant_id: str, group: str) -> str | None:
     """Starts the oldest batch queued behind the group's lock, if the lock is free."""
+    passed: str | None = None
     for _ in range(10):
-        nxt = deps.batches.next_waiting_in_group(tenant_id, group)
+        nxt = deps.batches.next_waiting_in_group(tenant_id, group, after=passed)
         if nxt is None:
             return None
         if not deps.batches.take_group(tenant_id, group, nxt):
@@ -47,5 +48,6 @@ def start_next_in_group(deps: Deps, tenant_id: str, group: str) -> str | None:
         if deps.batches.start(nxt, deps.clock.now()):
             dispatch(deps, nxt, tenant_id)
             return nxt
-        deps.batches.release_group(tenant_id, group, nxt)  # it was cancelled meanwhile: try the next one
+        deps.batches.release_group(tenant_id, group, nxt)  # it left the line meanwhile (cancelled): the next one
+        passed = nxt
     return None

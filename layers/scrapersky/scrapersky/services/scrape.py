@@ -21,10 +21,10 @@ class _Tries:
 
     started: float
     deadline: float
+    last: Outcome | None = None
+    avoid: str | None = None
     attempts: int = 0
     deferrals: int = 0
-    avoid: str | None = None
-    last: Outcome | None = None
 
 
 def scrape(deps: Deps, req: ScrapeRequest) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def _again(deps: Deps, o: Outcome, tries: _Tries, max_attempts: int) -> bool:
     return deps.clock.now() < tries.deadline
 
 
-_WAITED = Outcome(OutcomeKind.TRANSIENT, "waited")
-_OUT_OF_TIME = Outcome(OutcomeKind.TRANSIENT, "out_of_time")
+_WAITED = Outcome(OutcomeKind.TRANSIENT, code="waited")
+_OUT_OF_TIME = Outcome(OutcomeKind.TRANSIENT, code="out_of_time")
 
 
 def _one_try(deps: Deps, processor: KindProcessor, url: str, req: ScrapeRequest, tries: _Tries) -> Outcome:
