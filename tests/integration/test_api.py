@@ -246,6 +246,10 @@ def test_hosts_are_configured_listed_and_forgotten_by_an_admin(harness):
     assert admin("PUT", "/hosts/example.com.", {"rate": 1})[1]["host"] == "example.com."
     assert [h["host"] for h in admin("GET", "/hosts")[1]["hosts"]] == ["2001:db8::1", "2001:db8::2", "example.com."]
     assert admin("DELETE", "/hosts/shop.example.com")[0] == 404
+    # the proxies table also holds host records: a proxy id that names one is no proxy, and deletes nothing
+    for forged in ("host%23example.com.", "host#example.com.", "p_%2E%2E"):
+        assert admin("DELETE", f"/proxies/{forged}")[0] == 404
+    assert "example.com." in [h["host"] for h in admin("GET", "/hosts")[1]["hosts"]]
 
 
 def test_health_and_openapi_are_served(harness):
@@ -420,3 +424,27 @@ def test_an_admin_sees_a_proxy_cooling_for_a_host_after_a_429_and_not_after_a_su
     assert list(listing[refused.proxy_id]["cooldowns"]) == ["strict.example"]
     assert "calm.example" not in listing[ok.proxy_id]["cooldowns"]
     assert listing[ok.proxy_id]["pace"]["calm.example"] == 1.5
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"items": [' * 50_000 + "]}" * 50_000,
+        '{"items": ["a.com"], "x": ' + "9" * 5000 + "}",
+    ],
+)
+def test_a_body_no_json_reader_should_take_is_a_400_and_creates_nothing(harness, raw):
+    event = {**load_event("api_create_batch.json"), "body": raw}
+    out = harness.handler("batches")(event, harness.context)
+    assert out["statusCode"] == 400, out
+    assert json.loads(out["body"])["message"].startswith("the body is not JSON")
+    assert harness.api("status", "GET", "/batches")[1]["batches"] == []
+
+
+def test_a_batch_with_thousands_of_rejected_items_lists_the_first_100_and_counts_them_all(harness):
+    items = ["https://ok.example.com/"] + [f"ftp://bad.example.com/{'x' * 1900}/{i}" for i in range(3000)]
+    status, body = harness.api("batches", "POST", "/batches", {"items": items})
+    assert status == 201, body
+    assert len(body["rejected_items"]) == 100 and body["rejected_count"] == 3000
+    assert len(json.dumps(body)) < 1_000_000

@@ -166,3 +166,9 @@ def test_the_longest_fetch_an_item_may_ask_for_fits_in_the_worker_timeout():
     longest = next(m.le for m in BatchOptions.model_fields["timeout_s"].metadata if hasattr(m, "le"))
     timeout = FUNCTIONS["WorkerFunction"]["Properties"]["Timeout"]
     assert timeout >= longest + TIME_GUARD_S + 5, (timeout, longest)
+
+
+def test_no_metric_takes_a_dimension_a_tenant_chooses():
+    # a host (or tenant, or URL) as a dimension makes one CloudWatch metric per value: no bound, no bound on cost
+    for path in PKG.rglob("*.py"):
+        assert "add_dimension" not in path.read_text(), f"{path.name} adds a metric dimension"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
@@ -38,6 +38,9 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        refused = _unreadable_body(event)
+        if refused is not None:
+            return refused
         deps = deps_factory()
         calls_before = deps.api_calls.count
         app.append_context(deps=deps)
@@ -46,6 +49,27 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
         return response
 
     return handler
+
+
+def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 for a body no JSON reader should take: nesting deep enough to exhaust the parser's recursion, or
+    an integer past Python's digit limit. Both raise from inside the resolver's body parsing, where they would
+    be a 500; the parse here is the same one, done first."""
+    body = event.get("body")
+    if not body or event.get("isBase64Encoded"):
+        return None
+    try:
+        json.loads(body)
+    except (RecursionError, ValueError) as e:
+        message = "the body is not JSON this API reads" + (
+            ": nested too deeply" if isinstance(e, RecursionError) else ""
+        )
+        return {
+            "statusCode": 400,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"message": message, "details": [{"field": "body", "message": type(e).__name__}]}),
+        }
+    return None
 
 
 def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
@@ -116,17 +140,19 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
         try:
             result = worker.handle_record(deps, msg, record.receipt_handle, receives, cache, remaining)
         except worker.Deferred as d:
-            _emit(d.metrics, d.host)
-            logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason})
+            _emit(d.metrics)
+            # the host goes to the log (the dashboard counts 429s per host from it), never to a metric dimension:
+            # tenants choose hosts, so their number (and the metrics bill) would have no bound
+            logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason, "host": d.host})
             raise
-        _emit(result.metrics, result.host)
+        _emit(result.metrics)
         logger.info("item processed", extra={"outcome": result.outcome})
         return result.outcome
 
     return on_record
 
 
-def _emit(values: dict[str, float], host: str | None = None) -> None:
+def _emit(values: dict[str, float]) -> None:
     names = {
         "succeeded": "ItemsSucceeded",
         "failed": "ItemsFailed",
@@ -141,10 +167,6 @@ def _emit(values: dict[str, float], host: str | None = None) -> None:
         metrics.add_metric(name="FetchLatency", unit=MetricUnit.Milliseconds, value=values["fetch_ms"])
     if "lease_wait_ms" in values:
         metrics.add_metric(name="LeaseWait", unit=MetricUnit.Milliseconds, value=values["lease_wait_ms"])
-    if host and values.get("rate_limited"):
-        # 429s per host: a dimension of its own, so one noisy site is visible on the dashboard
-        with single_metric(name="RateLimitedByHost", unit=MetricUnit.Count, value=1) as m:
-            m.add_dimension(name="host", value=host[:200])
 
 
 def _fanout_records(deps: Deps) -> Callable[[SQSRecord], Any]:

@@ -14,6 +14,7 @@ without touching its items.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,8 @@ from scrapersky.adapters.expressions import Update
 META_SK = "A"
 BEFORE_ITEMS = "D"
 ITEM_PREFIX = "I#"
+ITEM_SK = re.compile(r"I#\d{6,7}")  # an item's sort key as item_sk writes it
+BATCH_ID = re.compile(r"b_[0-9a-z]{20,40}")
 SHARD_PREFIX = "C#"
 ERROR_COUNTER = "e_"  # failed items by final error code: e_<code> on the counter shard
 FINISHED = "finished"  # every terminal change counts here too, so a guard can tell the shard's last item

@@ -126,11 +126,20 @@ def decode_cursor(
     if (
         not isinstance(key, dict)
         or set(key) != keys
-        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 and _utf8(v) for v in key.values())
         or not belongs(key)
     ):
         raise InvalidCursor("cursor is not valid")
     return key
+
+
+def _utf8(text: str) -> bool:
+    """DynamoDB refuses strings that are not valid UTF-8 (a lone surrogate from a forged cursor's JSON)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def query_page(

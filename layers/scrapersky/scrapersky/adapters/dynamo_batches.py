@@ -157,7 +157,7 @@ class DynamoBatchStore(BatchStore):
         self, tenant_id: str, limit: int, cursor: str | None, status: BatchStatus | None, group: str | None
     ) -> tuple[list[tuple[BatchRecord, list[ShardCounts]]], str | None]:
         partition = f"T#{tenant_id}"
-        start = decode_cursor(cursor, _LIST_CURSOR_KEYS, lambda k: k["gsi1pk"] == partition and k["sk"] == bt.META_SK)
+        start = decode_cursor(cursor, _LIST_CURSOR_KEYS, lambda k: _list_key(k, partition))
         kwargs = bt.query_kwargs(
             self.table, "gsi1pk = {t}", {"t": partition}, status=status.value if status else None, group=group
         )
@@ -218,3 +218,13 @@ class DynamoBatchStore(BatchStore):
         )
         rows = [de_item(i) or {} for i in page.get("Items", [])]
         return str(rows[0]["gwsk"]) if rows else None
+
+
+def _list_key(key: dict[str, str], partition: str) -> bool:
+    """A start key of the tenant's listing as we give them out: a batch record of that tenant."""
+    return (
+        key["gsi1pk"] == partition
+        and key["sk"] == bt.META_SK
+        and bt.BATCH_ID.fullmatch(key["gsi1sk"]) is not None
+        and key["pk"] == bt.batch_pk(key["gsi1sk"])
+    )

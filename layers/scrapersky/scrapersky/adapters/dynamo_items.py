@@ -97,7 +97,9 @@ class DynamoItemStore(ItemStore):
     ) -> tuple[list[ItemRecord], str | None]:
         pk = bt.batch_pk(batch_id)
         # a cursor of another batch must not page through that batch's items
-        start = decode_cursor(cursor, _CURSOR_KEYS, lambda k: k["pk"] == pk and k["sk"].startswith(bt.ITEM_PREFIX))
+        start = decode_cursor(
+            cursor, _CURSOR_KEYS, lambda k: k["pk"] == pk and bt.ITEM_SK.fullmatch(k["sk"]) is not None
+        )
         kwargs = bt.query_kwargs(
             self.table,
             "pk = {p} AND begins_with(sk, {i})",

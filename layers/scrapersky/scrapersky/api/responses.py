@@ -46,7 +46,8 @@ class CreatedBatch(BaseModel):
     status: Literal["pending", "queued"] = Field(description="queued: start=false, or its group is busy")
     status_url: str
     total_items: int = Field(description="accepted items, after normalisation and de-duplication")
-    rejected_items: list[RejectedItem]
+    rejected_items: list[RejectedItem] = Field(description="the first 100 rejected items, each with its reason")
+    rejected_count: int = Field(description="how many items were rejected in all")
     duplicate_items: int
     created_at: str
     estimated_completion_time: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -13,6 +14,8 @@ from scrapersky.errors import InvalidInput, NotFound
 from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest, ProxyState
 from scrapersky.records import HostRecord, ProxyRecord, TenantRecord
 from scrapersky.services.context import Deps
+
+_PROXY_ID = re.compile(r"p_[0-9a-z]{1,32}")  # what add_proxy gives out (p_ + 16 hex)
 
 
 def hash_key(api_key: str) -> str:
@@ -90,7 +93,8 @@ def list_proxies(deps: Deps) -> dict[str, Any]:
 
 
 def delete_proxy(deps: Deps, proxy_id: str) -> None:
-    if not deps.pool.delete(proxy_id):
+    # only an id we give out: the proxies table also holds host records (`host#<h>`), never deletable here
+    if not _PROXY_ID.fullmatch(proxy_id) or not deps.pool.delete(proxy_id):
         raise NotFound(f"proxy {proxy_id} not found")
 
 

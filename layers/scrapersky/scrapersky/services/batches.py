@@ -16,6 +16,7 @@ from scrapersky.records import BatchRecord, ItemRecord
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import batch_ended, dispatch, start_next_in_group
 
+MAX_LISTED_REJECTIONS = 100
 CHUNK_BYTES = 200_000  # a chunk message's items, as JSON bytes: well under SQS's message limit
 _BATCH_ID = re.compile(r"^b_[0-9a-z]{20,40}$")  # an id we could have given out; anything else is a 404
 CANCELLABLE = (BatchStatus.QUEUED, BatchStatus.PENDING, BatchStatus.PROCESSING)
@@ -91,7 +92,9 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
         "status": status.value,
         "status_url": f"/batches/{batch.batch_id}",
         "total_items": batch.total_items,
-        "rejected_items": [r.model_dump() for r in norm.rejected],
+        # the first 100, and how many in all: a 201 listing thousands could pass Lambda's 6 MB answer limit
+        "rejected_items": [r.model_dump() for r in norm.rejected[:MAX_LISTED_REJECTIONS]],
+        "rejected_count": len(norm.rejected),
         "duplicate_items": norm.duplicates,
         "created_at": iso(batch.created_at),
         "estimated_completion_time": iso(now + total / deps.settings.items_per_minute_estimate * 60),
