@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_items import DynamoItemStore
@@ -403,3 +404,44 @@ def test_a_tenant_is_found_by_its_key_hash_only(stores):
     stores.tenants.put_tenant("t_acme", "acme", "admin", "abc123", NOW)
     assert stores.tenants.by_key_hash("abc123") == TenantRecord("t_acme", "acme", "admin")
     assert stores.tenants.by_key_hash("other") is None
+
+
+class _AnswerLost:
+    """A client whose next `op` call is applied, then answers 500 (an answer lost after the write): what
+    DynamoDB does now and then, and what a retry must not take for a lost race."""
+
+    def __init__(self, client, op: str) -> None:
+        self._client, self._op, self.armed = client, op, True
+
+    def __getattr__(self, name):
+        call = getattr(self._client, name)
+        if name != self._op:
+            return call
+
+        def applied_then_lost(**kwargs):
+            result = call(**kwargs)
+            if self.armed:
+                self.armed = False
+                raise ClientError({"Error": {"Code": "InternalServerError", "Message": "lost"}}, name)
+            return result
+
+        return applied_then_lost
+
+
+def test_a_finish_whose_answer_was_lost_is_still_ours_and_counted_once(stores):
+    batch = stored(stores, total=2)
+    token = claimed(stores, batch, 0).token
+    lossy = _AnswerLost(stores.items.ddb, "transact_write_items")
+    items = DynamoItemStore("batches", lossy)
+    applied = items.finish(ref(batch, 0), token, ItemEnd(succeeded=True, item="https://a.example/"), NOW + 1)
+    assert applied.won and not lossy.armed
+    assert counts(stores, batch.batch_id).succeeded == 1
+
+
+def test_a_batch_end_whose_answer_was_lost_is_still_ours(stores):
+    batch = stored(stores, total=1)
+    lossy = _AnswerLost(stores.batches.ddb, "update_item")
+    batches = DynamoBatchStore("batches", lossy)
+    assert batches.end(batch.batch_id, BatchStatus.COMPLETED, NOW + 5, ACTIVE_BATCH)  # so its group is released
+    assert not lossy.armed
+    assert not batches.end(batch.batch_id, BatchStatus.CANCELLED, NOW + 6, ACTIVE_BATCH)  # a real loss stays one

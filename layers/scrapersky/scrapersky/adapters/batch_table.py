@@ -23,6 +23,7 @@ from scrapersky.adapters.expressions import Update
 META_SK = "A"
 BEFORE_ITEMS = "D"
 ITEM_PREFIX = "I#"
+CHANGE_MARK = "chg"  # the id of the last change written to a record (see ItemChange.change_id)
 ITEM_SK = re.compile(r"I#\d{6,7}")  # an item's sort key as item_sk writes it
 BATCH_ID = re.compile(r"b_[0-9a-z]{20,40}")
 SHARD_PREFIX = "C#"

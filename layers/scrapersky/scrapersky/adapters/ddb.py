@@ -72,8 +72,12 @@ def is_condition_failure(e: ClientError) -> bool:
     return error_code(e) == "ConditionalCheckFailedException"
 
 
+def is_retryable(e: ClientError) -> bool:
+    return error_code(e) in THROTTLING
+
+
 def raise_if_retryable(e: ClientError) -> None:
-    if error_code(e) in THROTTLING:
+    if is_retryable(e):
         raise RetryableStoreError(str(e)) from e
 
 

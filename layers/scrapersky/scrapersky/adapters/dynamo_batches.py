@@ -6,6 +6,8 @@ The table layout is in `batch_table`; items and the counter writes that go with 
 from __future__ import annotations
 
 import dataclasses
+import time
+import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +19,8 @@ from scrapersky.adapters.ddb import (
     de_item,
     decode_cursor,
     encode_cursor,
+    is_condition_failure,
+    is_retryable,
     query_all,
     query_page,
     raise_translated,
@@ -29,6 +33,7 @@ from scrapersky.records import BatchRecord, ErrorSample, ShardCounts
 
 _BATCH_FIELDS = frozenset(f.name for f in dataclasses.fields(BatchRecord))
 _LIST_CURSOR_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
+_MOVE_TRIES = 4
 
 
 def batch_row(batch: BatchRecord) -> dict[str, Any]:
@@ -183,10 +188,26 @@ class DynamoBatchStore(BatchStore):
     def _move(
         self, batch_id: str, to: BatchStatus, from_status: tuple[BatchStatus, ...], now: float, u: Update
     ) -> bool:
-        u.set(status=to.value, updated_at=now).when("attribute_exists(pk)")
+        """A conditional status change. Retried on throttling and 5xx answers; a retry of a write that was
+        applied (its answer lost) finds the record marked with this change and says True, so a batch's end is
+        never taken for lost and its group is still handed over."""
+        mark = uuid.uuid4().hex
+        u.set(status=to.value, updated_at=now, **{bt.CHANGE_MARK: mark}).when("attribute_exists(pk)")
         froms = {f"s{i}": s.value for i, s in enumerate(from_status)}
         u.when(f"#status IN ({', '.join(':' + k for k in froms)})", **froms)
-        return conditional(self.ddb.update_item, TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
+        kwargs = {"TableName": self.table, "Key": bt.meta_key(batch_id), **u.kwargs()}
+        for attempt in range(_MOVE_TRIES):
+            try:
+                self.ddb.update_item(**kwargs, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                return True
+            except ClientError as e:
+                if is_condition_failure(e):
+                    return (de_item(e.response.get("Item")) or {}).get(bt.CHANGE_MARK) == mark
+                if attempt == _MOVE_TRIES - 1 or not is_retryable(e):
+                    raise_translated(e)
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        return False
 
     def mark_fanout_sent(self, batch_id: str) -> None:
         u = Update().set(fanout_sent=True).when("attribute_exists(pk)")

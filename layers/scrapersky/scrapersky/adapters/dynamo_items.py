@@ -226,6 +226,8 @@ class DynamoItemStore(ItemStore):
             codes = cancellation_codes(e)
             if codes and codes[0] == _CONDITION_FAILED:
                 old = cancellation_items(e)[0]
+                if old and old.get(bt.CHANGE_MARK) == change.change_id:
+                    return True, None  # a retry of our own write that was applied: ours after all
                 return False, item_from_row(old) if old else self.get(ref.batch_id, ref.seq)
             if len(codes) > 1 and codes[1] == _CONDITION_FAILED and change.shard_last is not None:
                 raise ShardWouldComplete() from e

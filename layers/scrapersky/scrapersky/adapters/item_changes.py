@@ -7,6 +7,7 @@ whatever redeliveries happen; the counter names (`succeeded`, `e_<code>`, `finis
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +40,12 @@ class ItemChange:
     # index of the shard's last item: the counter write is guarded by `finished < shard_last`, so the store
     # can tell (by the guard failing) that this change finishes the shard
     shard_last: int | None = None
+    # marks the item with this change: a retry of a write that was applied but whose answer was lost (a
+    # timeout, a 500) fails its condition, and the item's mark tells the change was ours after all
+    change_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def item_update(self) -> Update:
-        u = Update().set(status=self.to.value, updated_at=self.now, **self.sets)
+        u = Update().set(status=self.to.value, updated_at=self.now, **{bt.CHANGE_MARK: self.change_id}, **self.sets)
         if self.first_start:
             u.set_expr("started_at", "if_not_exists(#started_at, :now)", now=self.now)
         for name, v in (self.create or {}).items():
