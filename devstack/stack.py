@@ -212,10 +212,10 @@ class LocalStack:
             if limit is not None:
                 lam.update_event_source_mapping(UUID=esm["UUID"], ScalingConfig={"MaximumConcurrency": int(limit)})
         # ministack ignores the template's TTL specification; set it by API as on AWS.
-        aws_client("dynamodb", self.endpoint).update_time_to_live(
-            TableName=self.outputs["BatchesTableName"],
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-        )
+        for table in ("BatchesTableName", "ProxiesTableName"):
+            aws_client("dynamodb", self.endpoint).update_time_to_live(
+                TableName=self.outputs[table], TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+            )
         log(f"stack {STACK} deployed (API {self.outputs['ApiId']})")
 
     @staticmethod

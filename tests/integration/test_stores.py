@@ -445,3 +445,18 @@ def test_a_batch_end_whose_answer_was_lost_is_still_ours(stores):
     assert batches.end(batch.batch_id, BatchStatus.COMPLETED, NOW + 5, ACTIVE_BATCH)  # so its group is released
     assert not lossy.armed
     assert not batches.end(batch.batch_id, BatchStatus.CANCELLED, NOW + 6, ACTIVE_BATCH)  # a real loss stays one
+
+
+def test_every_row_of_a_batch_and_its_items_expires_after_the_retention(stores):
+    retention = 7 * 86_400
+    batches = DynamoBatchStore("batches", stores.batches.ddb, retention_s=retention)
+    items = DynamoItemStore("batches", stores.batches.ddb, retention_s=retention)
+    batch, _ = batches.create(new_batch(total=2), [2], "tok-ttl", take_group=False)
+    items.put_pending(batch, 0, ["https://a.example/"], NOW + 3)
+    items.fail_from_dead_letter(ref(batch, 1), "https://b.example/", ItemError("poison_message", "x"), NOW + 4)
+    rows = stores.batches.ddb.scan(TableName="batches")["Items"]
+    mine = [r for r in rows if batch.batch_id in r["pk"]["S"] or r["pk"]["S"].startswith("K#")]
+    assert {r["sk"]["S"] for r in mine} >= {"A", "C#000", "T", "I#000000", "I#000001"}
+    for r in mine:
+        start = NOW + 3 if r["sk"]["S"] == "I#000000" else NOW + 4 if r["sk"]["S"] == "I#000001" else batch.created_at
+        assert int(r["expires_at"]["N"]) == int(start + retention), r

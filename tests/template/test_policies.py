@@ -172,3 +172,13 @@ def test_no_metric_takes_a_dimension_a_tenant_chooses():
     # a host (or tenant, or URL) as a dimension makes one CloudWatch metric per value: no bound, no bound on cost
     for path in PKG.rglob("*.py"):
         assert "add_dimension" not in path.read_text(), f"{path.name} adds a metric dimension"
+
+
+def test_batches_and_pacing_rows_expire_after_the_retention_the_template_sets():
+    resources = T["Resources"]
+    for table in ("BatchesTable", "ProxiesTable"):
+        ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
+        assert ttl == {"AttributeName": "expires_at", "Enabled": True}, table
+    env = T["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+    assert T["Parameters"]["RetentionDays"]["Default"] == 30

@@ -38,8 +38,8 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     hosts = DynamoHostBook(settings.proxies_table, ddb)
     return Deps(
         settings=settings,
-        batches=DynamoBatchStore(settings.batches_table, ddb),
-        items=DynamoItemStore(settings.batches_table, ddb),
+        batches=DynamoBatchStore(settings.batches_table, ddb, retention_s=settings.retention_s),
+        items=DynamoItemStore(settings.batches_table, ddb, retention_s=settings.retention_s),
         pool=DynamoProxyPool(
             settings.proxies_table,
             ddb,

@@ -38,6 +38,11 @@ class Settings(BaseModel):
     verify_after_s: float = Field(default=900.0, gt=0)  # probe a proxy before use when its last success is older
     no_proxy_retry_s: float = Field(default=30.0, gt=0)  # how soon to look again when the pool has no usable proxy
     items_per_minute_estimate: float = Field(default=120.0, gt=0)
+    retention_days: float = Field(default=30, gt=0)  # the template's RetentionDays: batches, items, results
+
+    @property
+    def retention_s(self) -> float:
+        return self.retention_days * 86_400
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -23,6 +23,8 @@ from scrapersky.adapters.expressions import Update
 META_SK = "A"
 BEFORE_ITEMS = "D"
 ITEM_PREFIX = "I#"
+EXPIRES_AT = "expires_at"  # the table's TTL attribute (epoch seconds)
+DEFAULT_RETENTION_S = 30 * 86_400
 CHANGE_MARK = "chg"  # the id of the last change written to a record (see ItemChange.change_id)
 ITEM_SK = re.compile(r"I#\d{6,7}")  # an item's sort key as item_sk writes it
 BATCH_ID = re.compile(r"b_[0-9a-z]{20,40}")
@@ -104,3 +106,7 @@ def query_kwargs(table: str, key_condition: str, key_values: dict[str, Any], **e
         }
     out["ExpressionAttributeValues"] = built["ExpressionAttributeValues"]
     return out
+
+
+def expires_at(start: float, retention_s: float) -> int:
+    return int(start + retention_s)

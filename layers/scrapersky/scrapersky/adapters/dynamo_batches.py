@@ -90,9 +90,10 @@ class DynamoBatchStore(BatchStore):
 
     `client` is a boto3 DynamoDB client (built once by the composition root)."""
 
-    def __init__(self, table_name: str, client: Any) -> None:
+    def __init__(self, table_name: str, client: Any, retention_s: float = bt.DEFAULT_RETENTION_S) -> None:
         self.table = table_name
         self.ddb = client
+        self.retention_s = retention_s  # every row of a batch expires (table TTL) this long after its creation
 
     # ---- create ----------------------------------------------------------------------------------------------
     def create(
@@ -120,13 +121,15 @@ class DynamoBatchStore(BatchStore):
         self, batch: BatchRecord, shard_totals: list[int], client_token: str | None, take_group: bool
     ) -> tuple[list[dict[str, Any]], int, int]:
         """The writes of a new batch in one transaction, and where its token and group-lock writes are (or -1)."""
-        ops = [self._put_new(batch_row(batch))]
+        expiry = {bt.EXPIRES_AT: bt.expires_at(batch.created_at, self.retention_s)}
+        ops = [self._put_new({**batch_row(batch), **expiry})]
         for i, total in enumerate(shard_totals):
-            ops.append({"Put": {"TableName": self.table, "Item": ser_item(_shard_row(batch.batch_id, i, total))}})
+            row = {**_shard_row(batch.batch_id, i, total), **expiry}
+            ops.append({"Put": {"TableName": self.table, "Item": ser_item(row)}})
         token_at = group_at = -1
         if client_token:
             token_at = len(ops)
-            ops.append(self._put_new(_token_row(batch, client_token)))
+            ops.append(self._put_new({**_token_row(batch, client_token), **expiry}))
         if take_group and batch.group:
             group_at = len(ops)
             ops.append({"Update": self._take_group_update(batch.tenant_id, batch.group, batch.batch_id)})

@@ -50,10 +50,13 @@ class DynamoItemStore(ItemStore):
 
     `client` is a boto3 DynamoDB client; `put_concurrency` bounds the parallel conditional puts of a chunk."""
 
-    def __init__(self, table_name: str, client: Any, put_concurrency: int = 16) -> None:
+    def __init__(
+        self, table_name: str, client: Any, put_concurrency: int = 16, retention_s: float = bt.DEFAULT_RETENTION_S
+    ) -> None:
         self.table = table_name
         self.ddb = client
         self.put_concurrency = put_concurrency
+        self.retention_s = retention_s  # an item expires (table TTL) this long after it was stored
 
     # ---- writing and reading items ---------------------------------------------------------------------------
     def put_pending(self, batch: BatchRecord, first_seq: int, items: list[str], now: float) -> list[tuple[int, str]]:
@@ -71,7 +74,7 @@ class DynamoItemStore(ItemStore):
         try:
             self.ddb.put_item(
                 TableName=self.table,
-                Item=ser_item(changes.pending_row(ref, item, now)),
+                Item=ser_item(changes.pending_row(ref, item, now, self.retention_s)),
                 ConditionExpression="attribute_not_exists(pk)",  # never overwrite: it may be running or done
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -178,7 +181,12 @@ class DynamoItemStore(ItemStore):
                 return Applied(False)
             if rec is None:  # a dead-lettered chunk: the item was never stored
                 change = changes.ending(
-                    ref, end, now, ItemStatus.PENDING, None, create=changes.new_item_fields(ref, item, now)
+                    ref,
+                    end,
+                    now,
+                    ItemStatus.PENDING,
+                    None,
+                    create=changes.new_item_fields(ref, item, now, self.retention_s),
                 )
             else:
                 claim = rec.claim if rec.status is ItemStatus.IN_PROGRESS else None

@@ -73,13 +73,14 @@ class ItemChange:
         return u
 
 
-def new_item_fields(ref: ItemRef, item: str, now: float) -> dict[str, Any]:
-    return {"seq": ref.seq, "item": item, "shard": ref.shard, "attempts": 0, "deferrals": 0, "created_at": now}
+def new_item_fields(ref: ItemRef, item: str, now: float, retention_s: float) -> dict[str, Any]:
+    fields = {"seq": ref.seq, "item": item, "shard": ref.shard, "attempts": 0, "deferrals": 0, "created_at": now}
+    return {**fields, bt.EXPIRES_AT: bt.expires_at(now, retention_s)}
 
 
-def pending_row(ref: ItemRef, item: str, now: float) -> dict[str, Any]:
+def pending_row(ref: ItemRef, item: str, now: float, retention_s: float) -> dict[str, Any]:
     key = {"pk": bt.batch_pk(ref.batch_id), "sk": bt.item_sk(ref.seq)}
-    return {**key, **new_item_fields(ref, item, now), "status": ItemStatus.PENDING.value}
+    return {**key, **new_item_fields(ref, item, now, retention_s), "status": ItemStatus.PENDING.value}
 
 
 def claim(ref: ItemRef, token: str, until: float, now: float) -> ItemChange:
