@@ -60,6 +60,8 @@ def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         json.loads(body)
+    except json.JSONDecodeError:
+        return None  # plain malformed JSON: the resolver answers it (400) as any other
     except (RecursionError, ValueError) as e:
         message = "the body is not JSON this API reads" + (
             ": nested too deeply" if isinstance(e, RecursionError) else ""
