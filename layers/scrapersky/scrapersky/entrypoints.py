@@ -140,7 +140,9 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
         remaining = lambda_context.get_remaining_time_in_millis() if lambda_context else None
         receives = int(record.attributes.approximate_receive_count or 1)
         try:
-            result = worker.handle_record(deps, msg, record.receipt_handle, receives, cache, remaining)
+            first = record.attributes.approximate_first_receive_timestamp
+            first_at = int(first) / 1000 if first else None
+            result = worker.handle_record(deps, msg, record.receipt_handle, receives, cache, remaining, first_at)
         except worker.Deferred as d:
             _emit(d.metrics)
             # the host goes to the log (the dashboard counts 429s per host from it), never to a metric dimension:

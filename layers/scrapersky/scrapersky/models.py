@@ -64,6 +64,13 @@ class BatchOptions(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10, description="Real attempts (not rate-limit deferrals)")
     timeout_s: float = Field(default=20.0, gt=0, le=60, description="Total deadline of one fetch")
     max_bytes: int = Field(default=2_000_000, ge=1024, le=10_000_000, description="Byte cap of one download")
+    max_wait_s: float = Field(
+        default=3600,
+        ge=1,
+        le=7 * 86_400,
+        description="How long an item may wait for a proxy or a rate-limiting site before it fails"
+        " (rate_limited or no_proxy): every batch ends",
+    )
 
 
 class CreateBatchRequest(BaseModel):
@@ -154,6 +161,8 @@ class WorkMessage(BaseModel):
     timeout_s: float = 20.0
     max_bytes: int = 2_000_000
     deferrals: int = 0
+    max_wait_s: float = 3600
+    waiting_since: float | None = None  # set when a deferred item is re-sent as a fresh message
 
 
 class FanoutMessage(BaseModel):

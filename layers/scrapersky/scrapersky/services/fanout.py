@@ -23,6 +23,7 @@ def work_message(batch: BatchRecord, seq: int, item: str) -> WorkMessage:
         max_attempts=int(opts.get("max_attempts", 3)),
         timeout_s=float(opts.get("timeout_s", 20.0)),
         max_bytes=int(opts.get("max_bytes", 2_000_000)),
+        max_wait_s=float(opts.get("max_wait_s", 3600)),
     )
 
 

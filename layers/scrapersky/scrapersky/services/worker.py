@@ -41,6 +41,7 @@ class Result:
     retry_in_s: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     host: str | None = None
+    waiting_for: str | None = None  # a wait that is no attempt: the code the item fails with past max_wait_s
 
 
 @dataclass
@@ -118,9 +119,10 @@ class _Delivery:
 
     def _wait_in_line(self, retry_at: float) -> Result:
         deps, host, now = self.deps, self.unit.host, self.started
-        gap = 1.0 / max(deps.pool.capacity(host, now), 1e-3)
+        gap = 1.0 / (deps.pool.capacity(host, now) or deps.settings.default_host_rate)
         wake = deps.hosts.take_ticket(host, now, retry_at, gap)
-        return Result("deferred_no_proxy", retry_in_s=min(MAX_DEFER_S, max(0.0, wake - now)), metrics={"deferred": 1})
+        wait = min(MAX_DEFER_S, max(0.0, wake - now))
+        return Result("deferred_no_proxy", retry_in_s=wait, metrics={"deferred": 1}, waiting_for="no_proxy")
 
     def _claimed(self, cache: InvocationCache, rng: random.Random) -> Result:
         deps, held = self.deps, self.held
@@ -128,7 +130,7 @@ class _Delivery:
         if not self._verified(held):
             self.held = None
             deps.pool.release(held, deps.clock.now(), Release.FAILED, proxy_fault=True)
-            return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1})
+            return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1}, waiting_for="no_proxy")
         claim = deps.items.claim(self.ref, self.owner, self.started + deps.settings.lease_seconds, self.started)
         if isinstance(claim, ClaimRefused):
             return _refused(deps, self.ref, claim, self.started, ended="duplicate_delivery")
@@ -153,7 +155,10 @@ class _Delivery:
         if o.kind is OutcomeKind.RATE_LIMITED:
             self._requeue(o, run.lease.proxy_id, attempt_spent=False)  # a deferral, not an attempt
             # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
-            return Result("rate_limited", retry_in_s=0.0, metrics={**metrics, "rate_limited": 1}, host=self.unit.host)
+            limited = {**metrics, "rate_limited": 1}
+            return Result(
+                "rate_limited", retry_in_s=0.0, metrics=limited, host=self.unit.host, waiting_for="rate_limited"
+            )
         if o.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < self.msg.max_attempts:
             self._requeue(o, run.lease.proxy_id, attempt_spent=True)
             backoff = min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng))
@@ -211,22 +216,52 @@ def handle_record(
     receive_count: int,
     cache: InvocationCache,
     remaining_ms: int | None = None,
+    first_received_at: float | None = None,
 ) -> Result:
     """Processes one SQS record; a message that must wait goes back with a precise visibility timeout.
 
     Rate-limit waits must never push a healthy item into the DLQ: close to maxReceiveCount the message is
     re-sent as a fresh message (DelaySeconds, deferral counter) and the old one is deleted. A record the
-    invocation has no time left to fetch safely goes back at once, untouched."""
+    invocation has no time left to fetch safely goes back at once, untouched. An item that has waited longer
+    than its `max_wait_s` for a proxy or a site that keeps refusing ends failed (`no_proxy`, `rate_limited`):
+    every batch ends. Its wait counts from the message's first receipt (carried over a re-send)."""
     if remaining_ms is not None and remaining_ms < (msg.timeout_s + TIME_GUARD_S) * 1000:
         result = Result("invocation_time_low", retry_in_s=0.0)
     else:
         result = process(deps, msg, cache)
     if result.retry_in_s is None:
         return result
+    since = msg.waiting_since or first_received_at
+    if result.waiting_for and since is not None:
+        left = since + msg.max_wait_s - deps.clock.now()
+        if left <= 0:
+            return _give_up(deps, msg, result, cache)
+        result.retry_in_s = min(result.retry_in_s, max(1.0, left))  # a last look when its time is up
     if receive_count >= deps.settings.work_max_receive_count - 2:
-        fresh = msg.model_copy(update={"deferrals": msg.deferrals + 1})
+        fresh = msg.model_copy(update={"deferrals": msg.deferrals + 1, "waiting_since": since})
         deps.queue.send_work([fresh], delay_s=int(min(900, result.retry_in_s)))
         return result
     # whole seconds only (SQS); a slot opening within the second is caught by the lease's short wait
     deps.queue.change_visibility(receipt_handle, int(result.retry_in_s))
     raise Deferred(result.retry_in_s, result.outcome, result.metrics, result.host)
+
+
+def _give_up(deps: Deps, msg: WorkMessage, waited: Result, cache: InvocationCache) -> Result:
+    """The item waited past max_wait_s: it ends failed with what it waited for (claimed first, so a live
+    delivery elsewhere or an item that ended meanwhile is left alone)."""
+    ref = ItemRef(msg.batch_id, msg.seq, msg.shard)
+    now = deps.clock.now()
+    owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}:give-up"
+    claim = deps.items.claim(ref, owner, now + deps.settings.lease_seconds, now)
+    if isinstance(claim, ClaimRefused):
+        return _refused(deps, ref, claim, now)
+    code = waited.waiting_for or "no_proxy"
+    what = "a free proxy" if code == "no_proxy" else "the site to stop refusing (HTTP 429 / Retry-After)"
+    error = ItemError(code, f"waited over {msg.max_wait_s:.0f} s for {what}")
+    end = ItemEnd(succeeded=False, item=msg.item, error=error, attempt_spent=False)
+    batch = cache.batch(deps, msg.batch_id)
+    last = batch.shard_share(ref.shard) - 1 if batch else None
+    won = deps.items.finish(ref, owner, end, deps.clock.now(), shard_last=last)
+    if won and won.shard_done:
+        finish_if_done(deps, msg.batch_id)
+    return Result(f"failed:{code}", metrics={"failed": 1} if won else {})
