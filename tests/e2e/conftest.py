@@ -16,7 +16,7 @@ from devstack.stack import BUILD, MINISTACK, LocalStack, aws_client
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack() -> Iterator[LocalStack]:
     if not (BUILD / "template.yaml").exists() or not MINISTACK.exists():
         pytest.skip("run through `make test`: it builds the app and installs the local stack")
@@ -24,23 +24,23 @@ def stack() -> Iterator[LocalStack]:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site() -> Iterator[Site]:
     with Site(rate=2.0, burst=1.0) as s:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(stack) -> Client:
     return Client(stack.api_url, stack.admin_key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(stack) -> Client:
     return Client(stack.api_url, stack.api_key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def proxies(admin) -> Iterator[list[str]]:
     servers = start_proxies(3)
     ids = [admin.add_proxy(p.url, {"source": p.source_ip})["proxy_id"] for p in servers]
@@ -49,7 +49,7 @@ def proxies(admin) -> Iterator[list[str]]:
         p.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sqs(stack):
     return aws_client("sqs", stack.endpoint)
 

@@ -3,6 +3,7 @@ proxies are real servers on loopback."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +26,15 @@ from tests.loopback import proxy_servers, site  # noqa: F401 - fixtures
 TABLES = {"BatchesTable": "batches", "ProxiesTable": "proxies", "TenantsTable": "tenants"}
 
 
+@functools.cache
+def _template_resources() -> dict[str, Any]:
+    """template.yaml parsed once per run (parsing it for every test cost ~0.2 s each); read only."""
+    return load_template((ROOT / "template.yaml").read_text())["Resources"]
+
+
 def _create_from_template(region: str) -> dict[str, str]:
     """Creates the tables and queues exactly as template.yaml declares them (keys, indexes, redrive)."""
-    resources = load_template((ROOT / "template.yaml").read_text())["Resources"]
+    resources = _template_resources()
     ddb = boto3.client("dynamodb", region_name=region)
     for logical, name in TABLES.items():
         props = resources[logical]["Properties"]
@@ -131,9 +138,10 @@ class Harness:
         return result
 
     def drain(
-        self, timeout: float = 60.0, queues: tuple[str, ...] = ("FanoutQueue", "WorkQueue", "WorkDLQ", "FanoutDLQ")
+        self, timeout: float = 300.0, queues: tuple[str, ...] = ("FanoutQueue", "WorkQueue", "WorkDLQ", "FanoutDLQ")
     ) -> None:
-        """Runs the consumers until every queue is empty (deferred messages included)."""
+        """Runs the consumers until every queue is empty (deferred messages included). The timeout is a bound
+        for a busy machine, not a throughput expectation: it returns as soon as the queues are empty."""
         handlers = {
             "FanoutQueue": "fanout",
             "WorkQueue": "worker",
@@ -161,7 +169,16 @@ class Harness:
                 ):
                     return
                 time.sleep(0.2)
-        raise AssertionError("queues did not drain in time")
+        raise AssertionError(f"queues did not drain within {timeout:.0f}s")
+
+    def wait_for_messages(self, queue: str, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Receives from a queue until something is there (e.g. a delayed message becomes visible)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if msgs := self.receive(queue):
+                return msgs
+            time.sleep(0.2)
+        raise AssertionError(f"nothing arrived on {queue} within {timeout:.0f}s")
 
 
 @pytest.fixture
