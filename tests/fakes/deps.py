@@ -13,6 +13,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
+from tests.fakes.sweeps import FakeSweeps
 
 DUMMY_SETTINGS: dict[str, Any] = {
     "batches_table": "test-batches",
@@ -40,6 +41,7 @@ class FakeDeps(Deps):
     queue: FakeQueue
     fetcher: FakeFetcher
     clock: FakeClock
+    sweeps: FakeSweeps
 
 
 def make_deps(
@@ -65,4 +67,5 @@ def make_deps(
         queue=FakeQueue(),
         fetcher=FakeFetcher(clock=clock),
         clock=clock,
+        sweeps=FakeSweeps(batches),
     )

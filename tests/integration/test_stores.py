@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.errors import InvalidCursor
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, ItemStatus
 from scrapersky.ports import Claim, ClaimRefused
-from scrapersky.records import BatchRecord, ItemEnd, ItemError, ItemRef, ShardCounts, TenantRecord
+from scrapersky.records import BatchRecord, GroupLock, ItemEnd, ItemError, ItemRef, ShardCounts, TenantRecord
 
 from tests.integration.conftest import _create_from_template
 
@@ -460,3 +461,26 @@ def test_every_row_of_a_batch_and_its_items_expires_after_the_retention(stores):
     for r in mine:
         start = NOW + 3 if r["sk"]["S"] == "I#000000" else NOW + 4 if r["sk"]["S"] == "I#000001" else batch.created_at
         assert int(r["expires_at"]["N"]) == int(start + retention), r
+
+
+def test_the_sweep_indexes_find_unsent_batches_and_every_group_lock(stores):
+    from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
+
+    sweeps = DynamoSweeps("batches", stores.batches.ddb)
+    chunks = [(0, ["https://a.example/0"]), (1, [f"https://a.example/{i}" for i in range(1, 300)])]
+    from scrapersky.services.batches import new_batch_id
+
+    made = new_batch(total=300, group="g")
+    batch = dataclasses.replace(made, batch_id=new_batch_id(made.created_at))  # ids that sort by creation time
+    sweeps.save_chunks(batch.batch_id, chunks, NOW)
+    stores.batches.create(batch, [300], None, take_group=True)
+    assert sweeps.chunks(batch.batch_id) == chunks
+    later = batch.created_at + 300
+    assert sweeps.unsent(later, 10) == [batch.batch_id]
+    assert sweeps.unsent(batch.created_at - 1, 10) == []  # only batches created before the bound
+    assert sweeps.group_locks() == [GroupLock(TENANT, "g", batch.batch_id)]
+    stores.batches.mark_fanout_sent(batch.batch_id)
+    assert sweeps.unsent(later, 10) == []
+    assert stores.batches.release_group(TENANT, "g", batch.batch_id)
+    assert sweeps.group_locks() == [GroupLock(TENANT, "g", None)]  # a free group stays known
+    assert stores.batches.get_with_counts(batch.batch_id)[1][0].total == 300  # chunk rows are no shards

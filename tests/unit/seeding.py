@@ -35,7 +35,7 @@ def seed_batch(
     deps.batches.create(batch, shard_totals(len(items), shards), None, take_group=False)
     if stored:
         deps.items.put_pending(batch, 0, items, deps.clock.now())
-    for fake in (deps.batches, deps.items, deps.queue, deps.pool, deps.hosts, deps.fetcher):
+    for fake in (deps.batches, deps.items, deps.queue, deps.pool, deps.hosts, deps.fetcher, deps.sweeps):
         fake.calls.clear()
     return deps.batches.batches[batch.batch_id]
 

@@ -12,6 +12,7 @@ from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.adapters.http_fetcher import RequestsFetcher
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
@@ -53,6 +54,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
         clock=SystemClock(),
+        sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
         api_calls=counter,
     )
 

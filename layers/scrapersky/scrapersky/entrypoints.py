@@ -25,7 +25,7 @@ from scrapersky.api.resolver import make_resolver
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
 from scrapersky.models import FanoutMessage, WorkMessage
 from scrapersky.observability import logger, metrics, tracer
-from scrapersky.services import admin, dead_letters, fanout, maintenance, worker
+from scrapersky.services import admin, dead_letters, fanout, maintenance, sweeper, worker
 from scrapersky.services.context import Deps
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -220,6 +220,7 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
 def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = bootstrap.deps()
     report = maintenance.check_quarantined(deps)
+    report["sweeps"] = sweeper.sweep(deps)
     now = deps.clock.now()
     states = [admin.proxy_view(p, now)["state"] for p in deps.pool.list_all(now)]
     for state in ("available", "cooling", "quarantined"):

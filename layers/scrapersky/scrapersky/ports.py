@@ -12,6 +12,7 @@ from scrapersky.domain.pacing import HostPace
 from scrapersky.models import BatchStatus, FanoutMessage, ItemStatus, WorkMessage
 from scrapersky.records import (
     BatchRecord,
+    GroupLock,
     HostRecord,
     ItemEnd,
     ItemError,
@@ -167,6 +168,27 @@ class ItemStore(abc.ABC):
     def fail_from_dead_letter(self, ref: ItemRef, item: str, error: ItemError, now: float) -> Applied:
         """Ends the item failed from whatever non-terminal state it is in, creating it if it was never stored
         (a dead-lettered chunk). Never counts an item twice; falsy when it had already ended."""
+
+
+class Sweeps(abc.ABC):
+    """What the maintenance sweeps read, and the fan-out chunks kept so a create that crashed mid-way can be
+    sent again (the batch record alone does not hold its items)."""
+
+    @abc.abstractmethod
+    def save_chunks(self, batch_id: str, chunks: list[tuple[int, list[str]]], now: float) -> None:
+        """Keeps the batch's fan-out chunks (first seq, items) until the batch expires. Written before the batch
+        itself, so a stored batch always has them."""
+
+    @abc.abstractmethod
+    def chunks(self, batch_id: str) -> list[tuple[int, list[str]]]: ...
+
+    @abc.abstractmethod
+    def unsent(self, created_before: float, limit: int) -> list[str]:
+        """Batches created before then whose chunks are not all on the fan-out queue (oldest first)."""
+
+    @abc.abstractmethod
+    def group_locks(self) -> list[GroupLock]:
+        """Every group lock, held or free."""
 
 
 @dataclass(frozen=True)

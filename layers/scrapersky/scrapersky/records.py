@@ -169,3 +169,12 @@ class TenantRecord:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class GroupLock:
+    """A group's lock: the batch running in it, if any (batches queued behind it wait in its line)."""
+
+    tenant_id: str
+    group: str
+    running: str | None = None

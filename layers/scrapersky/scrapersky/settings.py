@@ -31,6 +31,7 @@ class Settings(BaseModel):
     chunk_items: int = Field(default=100, ge=1)
     first_chunk_items: int = Field(default=10, ge=1)  # a small first fan-out chunk: the first results come sooner
     counter_shards_max: int = Field(default=16, ge=1)
+    counter_shard_items: int = Field(default=250, ge=1)  # items per counter shard (write rate on one shard row)
     scrape_budget_s: float = Field(default=20.0, gt=0)  # the template sets SCRAPE_BUDGET_S on the scrape function
     quarantine_after: int = Field(default=3, ge=1)
     pacing_max_wait_s: float = Field(default=1.0, ge=0)  # a worker waits in-process for a slot opening this soon

@@ -6,7 +6,9 @@ Keys (pk, sk):
   B#<batch>  I#<seq>    one item
   G#<tenant>#<group> L  the group lock (running = batch id)
   K#<tenant>#<token> T  a client token -> batch id
-Batches queued behind a busy group carry gwpk/gwsk (sparse GSI group_wait) until they start.
+  B#<batch>  F#<first>  a fan-out chunk's items, kept until the batch expires (the sweeper re-sends unsent ones)
+Batches queued behind a busy group carry gwpk/gwsk (sparse GSI group_wait) until they start; batches whose
+chunks are not all sent carry `unsent` (sparse GSI unsent); group locks carry `grp` (sparse GSI groups).
 
 A batch's record and shards sort before "D" and its items after it, so one query reads a batch's progress
 without touching its items.
@@ -29,6 +31,9 @@ CHANGE_MARK = "chg"  # the id of the last change written to a record (see ItemCh
 ITEM_SK = re.compile(r"I#\d{6,7}")  # an item's sort key as item_sk writes it
 BATCH_ID = re.compile(r"b_[0-9a-z]{20,40}")
 SHARD_PREFIX = "C#"
+CHUNK_PREFIX = "F#"
+UNSENT = "unsent"  # sparse index (and its key): the batch's chunks are not all on the fan-out queue yet
+GROUPS_INDEX, GROUPS = "groups", "grp"  # sparse index of group lock rows, and its key
 ERROR_COUNTER = "e_"  # failed items by final error code: e_<code> on the counter shard
 FINISHED = "finished"  # every terminal change counts here too, so a guard can tell the shard's last item
 MAX_SAMPLES_PER_SHARD = 3
@@ -56,6 +61,10 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 
 def item_key(batch_id: str, seq: int) -> dict[str, Any]:
     return key(batch_pk(batch_id), item_sk(seq))
+
+
+def chunk_sk(first_seq: int) -> str:
+    return f"{CHUNK_PREFIX}{first_seq:07d}"
 
 
 def shard_key(batch_id: str, shard: int) -> dict[str, Any]:

@@ -45,6 +45,8 @@ def batch_row(batch: BatchRecord) -> dict[str, Any]:
         **dataclasses.asdict(batch),
         "status": batch.status.value,
     }
+    if not batch.fanout_sent:
+        row[bt.UNSENT] = "U"  # until mark_fanout_sent: the sweeper finds batches whose create crashed mid-way
     if batch.status is BatchStatus.QUEUED and batch.auto_start and batch.group:
         # in its group's waiting line (sparse index) until it starts or ends
         row.update(gwpk=bt.waiting_line(batch.tenant_id, batch.group), gwsk=batch.batch_id)
@@ -213,13 +215,14 @@ class DynamoBatchStore(BatchStore):
         return False
 
     def mark_fanout_sent(self, batch_id: str) -> None:
-        u = Update().set(fanout_sent=True).when("attribute_exists(pk)")
+        u = Update().set(fanout_sent=True).remove(bt.UNSENT).when("attribute_exists(pk)")
         self.ddb.update_item(TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
 
     # ---- groups ----------------------------------------------------------------------------------------------
     def _take_group_update(self, tenant_id: str, group: str, batch_id: str) -> dict[str, Any]:
         # taking a lock one already holds succeeds: a retried start is not refused by itself
-        u = Update().set(running=batch_id).when("attribute_not_exists(#running) OR #running = :b", b=batch_id)
+        u = Update().set(running=batch_id, tenant_id=tenant_id, group=group, **{bt.GROUPS: "G"})
+        u.when("attribute_not_exists(#running) OR #running = :b", b=batch_id)
         return {"TableName": self.table, "Key": bt.group_key(tenant_id, group), **u.kwargs()}
 
     def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool:

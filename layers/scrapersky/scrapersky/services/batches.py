@@ -27,8 +27,8 @@ def new_batch_id(now: float) -> str:
     return f"b_{int(now * 1000):012x}{secrets.token_hex(6)}"
 
 
-def shard_totals(total: int, max_shards: int) -> list[int]:
-    n = max(1, min(max_shards, math.ceil(total / 250)))
+def shard_totals(total: int, max_shards: int, per_shard: int = 250) -> list[int]:
+    n = max(1, min(max_shards, math.ceil(total / per_shard)))
     return [len(range(s, total, n)) for s in range(n)]
 
 
@@ -68,7 +68,7 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
     norm = normalised(deps, req)
     now = deps.clock.now()
     total = len(norm.accepted)
-    totals = shard_totals(total, deps.settings.counter_shards_max)
+    totals = shard_totals(total, deps.settings.counter_shards_max, deps.settings.counter_shard_items)
     new = BatchRecord(
         batch_id=new_batch_id(now),
         tenant_id=tenant_id,
@@ -83,9 +83,13 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
         rejected_count=len(norm.rejected),
         duplicate_items=norm.duplicates,
     )
+    s = deps.settings
+    chunks = chunk_items(norm.accepted, s.chunk_items, s.first_chunk_items)
+    # kept before the batch is: a create that crashes before its chunks are sent is re-sent by the sweeper
+    deps.sweeps.save_chunks(new.batch_id, chunks, now)
     batch, created = deps.batches.create(new, totals, req.client_token, take_group=req.start and bool(req.group))
     if created or not batch.fanout_sent:
-        _send(deps, batch, norm.accepted)
+        send_chunks(deps, batch, chunks)
     status = (deps.batches.get(batch.batch_id) or batch).status if created else batch.status
     return {
         "batch_id": batch.batch_id,
@@ -101,22 +105,18 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
     }
 
 
-def _send(deps: Deps, batch: BatchRecord, items: list[str]) -> None:
-    """Sends the chunks of a new batch, or of a replayed create that crashed before they were sent."""
-    _send_chunks(deps, batch, items)
-    if batch.status is BatchStatus.QUEUED and batch.auto_start and batch.group:
-        # the running batch may have ended between our lock attempt and our write
-        start_next_in_group(deps, batch.tenant_id, batch.group)
-
-
-def _send_chunks(deps: Deps, batch: BatchRecord, items: list[str]) -> None:
-    s = deps.settings
+def send_chunks(deps: Deps, batch: BatchRecord, chunks: list[tuple[int, list[str]]]) -> None:
+    """Sends a batch's fan-out chunks (a new batch's, a replayed create's, or what the sweeper re-drives) and
+    marks them sent; a batch queued behind its group's lock may find the group free by now."""
     messages = [
         FanoutMessage(type="chunk", batch_id=batch.batch_id, tenant_id=batch.tenant_id, first_seq=first, items=chunk)
-        for first, chunk in chunk_items(items, s.chunk_items, s.first_chunk_items)
+        for first, chunk in chunks
     ]
     deps.queue.send_fanout(messages)
     deps.batches.mark_fanout_sent(batch.batch_id)
+    if batch.status is BatchStatus.QUEUED and batch.auto_start and batch.group:
+        # the running batch may have ended between our lock attempt and our write
+        start_next_in_group(deps, batch.tenant_id, batch.group)
 
 
 def _owned(deps: Deps, tenant_id: str, batch_id: str) -> BatchRecord:

@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
 from scrapersky.kinds.registry import KindRegistry, default_registry
-from scrapersky.ports import BatchStore, Clock, Fetcher, HostBook, ItemStore, ProxyPool, TenantStore, WorkQueue
+from scrapersky.ports import (
+    BatchStore,
+    Clock,
+    Fetcher,
+    HostBook,
+    ItemStore,
+    ProxyPool,
+    Sweeps,
+    TenantStore,
+    WorkQueue,
+)
 from scrapersky.settings import Settings
 
 
@@ -31,6 +41,7 @@ class Deps:
     queue: WorkQueue
     fetcher: Fetcher
     clock: Clock
+    sweeps: Sweeps
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 

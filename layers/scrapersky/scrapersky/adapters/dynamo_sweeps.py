@@ -1,0 +1,51 @@
+"""Sweeps on the batches table: the fan-out chunks kept for re-sending, and the sparse indexes the maintenance
+reads (`unsent`: batches whose chunks are not all sent; `groups`: group lock rows). See batch_table.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapersky.adapters import batch_table as bt
+from scrapersky.adapters.ddb import de_item, query_all, ser_item
+from scrapersky.ports import Sweeps
+from scrapersky.records import GroupLock
+
+_WRITE_BATCH = 25  # BatchWriteItem's limit
+
+
+class DynamoSweeps(Sweeps):
+    def __init__(self, table_name: str, client: Any, retention_s: float = bt.DEFAULT_RETENTION_S) -> None:
+        self.table = table_name
+        self.ddb = client
+        self.retention_s = retention_s
+
+    def save_chunks(self, batch_id: str, chunks: list[tuple[int, list[str]]], now: float) -> None:
+        expires = bt.expires_at(now, self.retention_s)
+        rows = [
+            {"pk": bt.batch_pk(batch_id), "sk": bt.chunk_sk(first), "items": items, bt.EXPIRES_AT: expires}
+            for first, items in chunks
+        ]
+        for start in range(0, len(rows), _WRITE_BATCH):
+            pending = [{"PutRequest": {"Item": ser_item(r)}} for r in rows[start : start + _WRITE_BATCH]]
+            while pending:  # a throttled part comes back as UnprocessedItems: write it again
+                got = self.ddb.batch_write_item(RequestItems={self.table: pending})
+                pending = got.get("UnprocessedItems", {}).get(self.table, [])
+
+    def chunks(self, batch_id: str) -> list[tuple[int, list[str]]]:
+        kwargs = bt.query_kwargs(
+            self.table, "pk = {p} AND begins_with(sk, {f})", {"p": bt.batch_pk(batch_id), "f": bt.CHUNK_PREFIX}
+        )
+        rows = query_all(self.ddb, **kwargs, ConsistentRead=True)
+        return [(int(r["sk"][len(bt.CHUNK_PREFIX) :]), list(r["items"])) for r in rows]
+
+    def unsent(self, created_before: float, limit: int) -> list[str]:
+        # batch ids sort by creation time (their first 12 hex digits are the creation in ms)
+        bound = f"b_{int(created_before * 1000):012x}"
+        kwargs = bt.query_kwargs(self.table, "unsent = {u} AND gsi1sk < {b}", {"u": "U", "b": bound})
+        page = self.ddb.query(**kwargs, IndexName=bt.UNSENT, Limit=limit)
+        return [str((de_item(i) or {})["gsi1sk"]) for i in page.get("Items", [])]
+
+    def group_locks(self) -> list[GroupLock]:
+        kwargs = bt.query_kwargs(self.table, "grp = {g}", {"g": "G"})
+        rows = query_all(self.ddb, **kwargs, IndexName=bt.GROUPS_INDEX)
+        return [GroupLock(str(r["tenant_id"]), str(r["group"]), r.get("running")) for r in rows]
