@@ -1,0 +1,7 @@
+"""Profile checks, pure: the check spec, markers and page guards, the classification of one check's fetch, and
+the rules of a target's history. No I/O here: the profile kind's processor fetches, the stores write."""
+
+from scrapersky.checks.markers import Document, Found, Marker, NotJson, find
+from scrapersky.checks.pointer import InvalidPointer, parse_pointer, resolve
+
+__all__ = ["Document", "Found", "InvalidPointer", "Marker", "NotJson", "find", "parse_pointer", "resolve"]
