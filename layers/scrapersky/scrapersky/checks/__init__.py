@@ -2,11 +2,17 @@
 the rules of a target's history. No I/O here: the profile kind's processor fetches, the stores write."""
 
 from scrapersky.checks.markers import Document, Found, Marker, NotJson, find
+from scrapersky.checks.outcome import BLOCK_COOL_S, CheckFailure, CheckFetch, CheckOutcome, CheckState, classify_check
 from scrapersky.checks.pointer import InvalidPointer, parse_pointer, resolve
 from scrapersky.checks.spec import CheckSpec, InvalidTargetName, SessionSpec, check_target, target_url
 
 __all__ = [
+    "BLOCK_COOL_S",
+    "CheckFailure",
+    "CheckFetch",
+    "CheckOutcome",
     "CheckSpec",
+    "CheckState",
     "Document",
     "Found",
     "InvalidPointer",
@@ -15,6 +21,7 @@ __all__ = [
     "NotJson",
     "SessionSpec",
     "check_target",
+    "classify_check",
     "find",
     "parse_pointer",
     "resolve",
