@@ -12,7 +12,6 @@ def spec(**changes):
 def test_a_minimal_spec_gets_the_contract_defaults():
     s = spec()
     assert s.name == "social.example"
-    assert s.host == "social.example"
     assert s.not_found_status == [404]
     assert s.blocked_status == [401, 403]
     assert s.page_guard is None and s.login_url_prefix is None
@@ -41,6 +40,9 @@ def test_a_full_spec_is_kept_as_given():
         pytest.param({"url": "https://social.example/profile/"}, id="url without {target}"),
         pytest.param({"url": "ftp://social.example/{target}"}, id="not http(s)"),
         pytest.param({"url": "/{target}"}, id="relative url"),
+        pytest.param({"url": "https://social.example:99999/{target}"}, id="not a port"),
+        pytest.param({"url": "https://user:pw@social.example/{target}"}, id="credentials in the url"),
+        pytest.param({"url": "https://{target}.social.example/"}, id="target in the host and no name"),
         pytest.param({"marker": {"css": "div", "regex": "x"}}, id="two markers"),
         pytest.param({"marker": {}}, id="no marker"),
         pytest.param({"marker": {"xpath": "//div"}}, id="unknown marker form"),
@@ -72,6 +74,15 @@ def test_an_invalid_spec_is_a_validation_error(changes):
 
 def test_a_regex_of_exactly_1000_characters_is_accepted():
     assert spec(marker={"regex": "a" * 1000}).marker.regex == "a" * 1000
+
+
+def test_the_default_name_is_the_ascii_host():
+    assert spec(url="https://Bücher.example:8443/{target}").name == "xn--bcher-kva.example"
+
+
+def test_a_target_in_the_host_is_allowed_with_a_name():
+    s = spec(url="https://{target}.blogs.example/", name="blogs")
+    assert target_url(s, "bo") == "https://bo.blogs.example/"
 
 
 def test_an_invalid_url_reports_the_url_not_a_missing_name():

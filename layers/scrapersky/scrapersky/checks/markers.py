@@ -92,14 +92,6 @@ class Marker(BaseModel):
         given = {"css": self.css, "regex": self.regex, "json_pointer": self.json_pointer}
         return [(form, expression) for form, expression in given.items() if expression is not None]
 
-    @property
-    def form(self) -> str:
-        return self.forms()[0][0]
-
-    @property
-    def needs_json(self) -> bool:
-        return self.json_pointer is not None
-
 
 class Document:
     """One fetched body, parsed at most once per form whatever the marker and the guard look for."""

@@ -34,15 +34,26 @@ def _http_url(value: str, what: str) -> str:
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what} must be an absolute http(s) URL")
+    if "@" in parts.netloc:
+        raise ValueError(f"{what} may not carry credentials")  # the fetcher refuses them on every hop
+    parts.port  # noqa: B018 -- raises ValueError for a port that is not one
     return value
 
 
-def _host_of(template: Any) -> str | None:
+def _default_name(template: Any) -> str:
+    """The URL's host, the default name. Raises ValueError when the host holds the target (a name per target
+    would be no name for the check)."""
     try:
-        host = urlsplit(str(template).replace(PLACEHOLDER, "t")).hostname
-        return host.encode("idna").decode("ascii") if host else None
+        parts = urlsplit(str(template))
+        host = parts.hostname
+        ascii_host = host.encode("idna").decode("ascii") if host else None
     except (ValueError, UnicodeError):
-        return None
+        ascii_host = None
+    if ascii_host is None:
+        return "unnamed"  # a stand-in: the url is invalid and its own error is the one reported
+    if PLACEHOLDER in parts.netloc:
+        raise ValueError(f"give the check a name: the url's host holds {PLACEHOLDER}")
+    return ascii_host
 
 
 class SessionSpec(BaseModel):
@@ -79,8 +90,7 @@ class CheckSpec(BaseModel):
     @classmethod
     def _name_defaults_to_host(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("name") is None:
-            # An unreadable url gets a stand-in name: its own error is the one to report.
-            data = {**data, "name": _host_of(data.get("url")) or "unnamed"}
+            data = {**data, "name": _default_name(data.get("url"))}
         return data
 
     @field_validator("url")
@@ -102,11 +112,6 @@ class CheckSpec(BaseModel):
         if both:
             raise ValueError(f"a status cannot be both not found and blocked: {sorted(both)}")
         return self
-
-    @property
-    def host(self) -> str:
-        """The host the checks go to (what proxies cool for and sessions are bound to)."""
-        return urlsplit(self.url.replace(PLACEHOLDER, "t")).hostname or ""
 
 
 def target_url(spec: CheckSpec, target: str) -> str:
