@@ -55,7 +55,8 @@ def make_entry(record: dict[str, str], base: str | None) -> Entry | None:
     if url is None:
         return None
     lastmod = normalise_lastmod(record["lastmod"]) if "lastmod" in record else normalise_rfc822(record.get("rfc822"))
-    return Entry(url, lastmod, normalise_changefreq(record.get("changefreq")), normalise_priority(record.get("priority")))
+    changefreq = normalise_changefreq(record.get("changefreq"))
+    return Entry(url, lastmod, changefreq, normalise_priority(record.get("priority")))
 
 
 class SitemapHandler(ContentHandler):
