@@ -22,8 +22,8 @@ PROBE_PATHS = ("/sitemap.xml", "/sitemap_index.xml")
 
 def site_root(item_url: str) -> str | None:
     """`https://host[:port]/` when the item is a site (no path but `/`, no query): discovery. None when the item is
-    the URL of one sitemap document, read directly."""
-    parts = urlsplit(item_url)
+    the URL of one sitemap document, read directly. A bare domain is a site (https)."""
+    parts = urlsplit(item_url if "://" in item_url else f"https://{item_url}")
     if parts.path not in ("", "/") or parts.query:
         return None
     return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))

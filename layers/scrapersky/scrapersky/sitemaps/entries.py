@@ -25,9 +25,9 @@ class Entry:
     """A URL a document lists (for an index: a child sitemap), its fields already normalised."""
 
     url: str
-    lastmod: str | None = None
-    changefreq: str | None = None
-    priority: float | None = None
+    lastmod: str | None = None  # ISO 8601, or as written for YYYY and YYYY-MM
+    changefreq: str | None = None  # one of CHANGEFREQS
+    priority: float | None = None  # 0..1
 
 
 def http_url(text: str, base: str | None = None) -> str | None:

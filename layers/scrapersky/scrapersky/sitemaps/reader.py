@@ -160,9 +160,13 @@ class SitemapReader:
             self._closed = True
             yield from self._guard(self._inflater.finish(), final=True)
 
+    @property
+    def type(self) -> str | None:
+        """The document's type, known before its first entry is yielded."""
+        return None if self._body is None else self._body.doc_type
+
     def result(self) -> DocumentRead:
-        doc_type = None if self._body is None else self._body.doc_type
-        return DocumentRead(self.url, doc_type, self._entries, self._failure)
+        return DocumentRead(self.url, self.type, self._entries, self._failure)
 
     def _guard(self, pieces: Iterator[bytes], final: bool) -> Iterator[Entry]:
         try:

@@ -24,7 +24,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def site_host(url: str) -> str:
     """The host a `same_host` comparison uses: case, a trailing dot and a leading `www.` do not make another host
     (a site at example.com whose robots.txt lists www.example.com's sitemap lists its own pages)."""
-    host = (urlsplit(url).hostname or "").rstrip(".")
+    host = (urlsplit(url if "://" in url else f"https://{url}").hostname or "").rstrip(".")
     return host.removeprefix("www.")
 
 
@@ -70,10 +70,10 @@ class DocumentCount:
     """What one document added to its item, built while it is read."""
 
     url: str
-    depth: int
-    type: str | None = None
+    depth: int  # 1 for the item's first documents, d+1 for those a depth-d index lists
+    type: str | None = None  # None until read, and for a document that was no sitemap
     status_code: int | None = None
-    urls: int = 0
+    urls: int = 0  # the URLs this document added (its urls_found)
     duplicates: int = 0
     skipped_foreign: int = 0
     failure: Failure | None = None
@@ -150,9 +150,9 @@ class ItemTally:
     urls_found: int = 0
     duplicates: int = 0
     skipped_foreign: int = 0
-    documents_ok: int = 0
+    documents_ok: int = 0  # read to their end without fault, or stopped by max_urls
     documents_failed: int = 0
-    truncated: str | None = None
+    truncated: str | None = None  # max_urls, max_documents or max_depth when something was left out
     sitemaps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
