@@ -255,3 +255,14 @@ def test_html_an_empty_body_or_another_xml_root_is_not_a_sitemap(doc):
 def test_lastmod_forms(written, normalised):
     doc = f"<urlset {NS}><url><loc>https://example.com/x</loc><lastmod>{written}</lastmod></url></urlset>".encode()
     assert read(doc)[0] == [Entry("https://example.com/x", normalised)]  # the URL is kept either way
+
+
+@pytest.mark.parametrize("opening", [b'<url a="', b"<!-- "], ids=["attribute", "comment"])
+def test_one_huge_tag_or_comment_is_too_large_before_expat_holds_it_whole(opening):
+    def chunks() -> Iterator[bytes]:
+        yield urlset(["https://example.com/before"])[: -len(b"</urlset>")] + opening
+        yield from (b"x" * 65_536 for _ in range(160))  # 10 MiB without a single SAX event
+
+    reader = SitemapReader("https://example.com/sitemap.xml")
+    assert urls_of(list(reader.read(chunks()))) == ["https://example.com/before"]
+    assert reader.result().failure.code == TOO_LARGE

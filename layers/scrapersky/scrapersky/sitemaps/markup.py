@@ -77,8 +77,10 @@ class SitemapHandler(ContentHandler):
         self._field: str | None = None
         self._text: list[str] = []
         self._size = 0
+        self.events = 0  # how many SAX events so far: the reader's sign that expat is not buffering one huge token
 
     def startElement(self, name: str, attrs: Any) -> None:
+        self.events += 1
         if self.schema is None:
             self._start_root(name)
             return
@@ -112,11 +114,13 @@ class SitemapHandler(ContentHandler):
             self._field, self._text, self._size = field, [], 0
 
     def characters(self, content: str) -> None:
+        self.events += 1
         if self._field is not None and self._size <= MAX_URL_LENGTH:
             self._text.append(content)
             self._size += len(content)
 
     def endElement(self, name: str) -> None:
+        self.events += 1
         if not self._own:  # the root
             return
         if not self._own.pop():

@@ -17,6 +17,7 @@ from scrapersky.sitemaps.entries import MAX_URL_LENGTH, Entry, http_url
 from scrapersky.sitemaps.faults import (
     MALFORMED_XML,
     NOT_SITEMAP,
+    TOO_LARGE,
     XML_DTD_FORBIDDEN,
     XML_ENTITIES_FORBIDDEN,
     DocumentFault,
@@ -28,6 +29,7 @@ from scrapersky.sitemaps.markup import SCHEMAS, TEXT, SitemapHandler, local_name
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SPACE = b" \t\r\n"
+_MAX_TOKEN_BYTES = 4 * 1024 * 1024  # expat holds a token whole, and its attributes again as Python strings
 _SNIFF = 1024  # how much of a markup document's start is looked at to tell HTML from XML
 _HTML = re.compile(rb"(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL)
 
@@ -92,6 +94,7 @@ class _XmlBody:
         self._parser.setContentHandler(self._handler)
         self.doctype: str | None = None
         self.fault: DocumentFault | None = None
+        self._quiet = 0  # bytes fed since the last SAX event
 
     @property
     def doc_type(self) -> str | None:
@@ -101,7 +104,12 @@ class _XmlBody:
         return None if schema is None else schema.doc_type
 
     def feed(self, data: bytes) -> list[Entry]:
-        return self._step(self._parser.feed, data)
+        events = self._handler.events
+        entries = self._step(self._parser.feed, data)
+        self._quiet = self._quiet + len(data) if self._handler.events == events else 0
+        if self._quiet > _MAX_TOKEN_BYTES and self.fault is None:
+            self.fault = DocumentFault(TOO_LARGE, f"one XML tag or comment longer than {_MAX_TOKEN_BYTES} bytes")
+        return entries
 
     def close(self) -> list[Entry]:
         return self._step(self._parser.close)
