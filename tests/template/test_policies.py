@@ -24,6 +24,7 @@ SENDS = {"send_fanout": ("FanoutQueue", "sqs:SendMessage"), "send_work": ("WorkQ
 SENDS["change_visibility"] = ("WorkQueue", "sqs:ChangeMessageVisibility")
 
 Node = tuple[str, str]  # (module, qualified function name)
+_CONTAINER_METHODS = {"add", "get", "append", "update", "pop", "items", "keys", "values", "extend", "remove", "clear"}
 
 
 def _module_name(path: Path) -> str:
@@ -65,7 +66,10 @@ def _target(module: _Module, local: str, attr: str | None) -> Iterator[Node]:
         return
     if isinstance(imported, tuple) and f"{imported[0]}.{imported[1]}" in MODULES:  # `from pkg import module`
         yield f"{imported[0]}.{imported[1]}", attr
-    # a method called on an object of this module's classes (self._x(), delivery.run())
+    # a method called on an object of this module's classes (self._x(), delivery.run()); not a container's
+    # own method (seen.add(), found.get()), which would make every `add` look like the adapter's `add`
+    if local != "self" and attr in _CONTAINER_METHODS:
+        return
     for qual in module.functions:
         if qual.endswith(f".{attr}"):
             yield module.name, qual
@@ -137,7 +141,9 @@ def allowed(function: str) -> set[tuple[str, str]]:
         for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            out |= {(r["Fn::GetAtt"][0], a) for a in actions for r in resources if isinstance(r, dict)}
+            out |= {
+                (r["Fn::GetAtt"][0], a) for a in actions for r in resources if isinstance(r, dict) and "Fn::GetAtt" in r
+            }
     return out
 
 
@@ -182,3 +188,131 @@ def test_batches_and_pacing_rows_expire_after_the_retention_the_template_sets():
     env = T["Globals"]["Function"]["Environment"]["Variables"]
     assert env["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
     assert T["Parameters"]["RetentionDays"]["Default"] == 30
+
+
+# ---- DynamoDB: what each function's code path reads and writes, table by table ------------------------------
+PORT_ADAPTERS = {  # Deps attribute -> (adapter module, class, template table), as bootstrap.build wires them
+    "batches": ("scrapersky.adapters.dynamo_batches", "DynamoBatchStore", "BatchesTable"),
+    "items": ("scrapersky.adapters.dynamo_items", "DynamoItemStore", "BatchesTable"),
+    "sweeps": ("scrapersky.adapters.dynamo_sweeps", "DynamoSweeps", "BatchesTable"),
+    "pool": ("scrapersky.adapters.dynamo_proxies", "DynamoProxyPool", "ProxiesTable"),
+    "hosts": ("scrapersky.adapters.dynamo_hosts", "DynamoHostBook", "ProxiesTable"),
+    "tenants": ("scrapersky.adapters.dynamo_tenants", "DynamoTenantStore", "TenantsTable"),
+}
+DDB_ACTIONS = {
+    "get_item": {"dynamodb:GetItem"},
+    "put_item": {"dynamodb:PutItem"},
+    "update_item": {"dynamodb:UpdateItem"},
+    "delete_item": {"dynamodb:DeleteItem"},
+    "query": {"dynamodb:Query"},
+    "scan": {"dynamodb:Scan"},
+    "batch_get_item": {"dynamodb:BatchGetItem"},
+    "batch_write_item": {"dynamodb:BatchWriteItem"},
+    # a transaction needs the action of each of its parts (we put, update and check conditions in them)
+    "transact_write_items": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
+    "transact_get_items": {"dynamodb:GetItem"},
+}
+
+
+def _ddb_ops(fn: ast.AST) -> set[str]:
+    """DynamoDB operations a function calls on a client: `self.ddb.query(...)`, `conditional(self.ddb.update_item,
+    ...)`, `client.get_paginator("scan")`."""
+    ops: set[str] = set()
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Attribute) and n.attr in DDB_ACTIONS and _is_client(n.value):
+            ops.add(n.attr)
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "get_paginator"
+            and n.args
+            and isinstance(n.args[0], ast.Constant)
+        ):
+            ops.add(str(n.args[0].value))
+    return ops
+
+
+def _is_client(node: ast.AST) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in ("client", "ddb")
+    return isinstance(node, ast.Attribute) and node.attr == "ddb"
+
+
+def _port_calls(fn: ast.AST) -> Iterator[tuple[str, str]]:
+    """`deps.items.finish(...)` or `self.deps.items.finish(...)`: (port attribute, method)."""
+    for n in ast.walk(fn):
+        call = isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        if call and isinstance(n.func.value, ast.Attribute) and n.func.value.attr in PORT_ADAPTERS:  # type: ignore[attr-defined]
+            yield n.func.value.attr, n.func.attr  # type: ignore[attr-defined]
+
+
+def dynamodb_of(roots: set[Node]) -> set[tuple[str, str]]:
+    """(template table, IAM action) pairs reachable from the roots: services -> port calls -> adapters -> client."""
+    used: set[tuple[str, str]] = set()
+    seen: set[tuple[Node, str | None]] = set()
+    todo: list[tuple[Node, str | None]] = [(r, None) for r in roots]
+    while todo:
+        node, table = todo.pop()
+        if (node, table) in seen or node[0] not in MODULES:
+            continue
+        seen.add((node, table))
+        fn = MODULES[node[0]].functions.get(node[1])
+        if fn is None:
+            continue
+        if table:
+            used |= {(table, action) for op in _ddb_ops(fn) for action in DDB_ACTIONS[op]}
+        for port, method in _port_calls(fn):
+            module, cls, port_table = PORT_ADAPTERS[port]
+            todo.append(((module, f"{cls}.{method}"), port_table))
+        todo.extend((reached, table) for reached in _calls(node)[0])
+    return used
+
+
+_TEMPLATES = {  # what SAM's policy templates grant
+    "DynamoDBCrudPolicy": {
+        "GetItem", "DeleteItem", "PutItem", "Scan", "Query", "UpdateItem", "BatchWriteItem", "BatchGetItem",
+        "DescribeTable", "ConditionCheckItem",
+    },
+    "DynamoDBReadPolicy": {"GetItem", "Scan", "Query", "BatchGetItem", "DescribeTable"},
+}  # fmt: skip
+
+
+def _table_of(resource: object) -> str | None:
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return str(resource["Fn::GetAtt"][0])
+    if isinstance(resource, dict) and "Fn::Sub" in resource:  # "${Table.Arn}/index/*"
+        text = resource["Fn::Sub"] if isinstance(resource["Fn::Sub"], str) else resource["Fn::Sub"][0]
+        return text.split("${", 1)[1].split(".", 1)[0]
+    return None
+
+
+def dynamodb_granted(function: str) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for policy in FUNCTIONS[function]["Properties"].get("Policies") or []:
+        for name, actions in _TEMPLATES.items():
+            if name in policy:
+                table = policy[name]["TableName"]["Ref"]
+                out |= {(table, f"dynamodb:{a}") for a in actions}
+        for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            tables = {t for t in map(_table_of, resources) if t}
+            out |= {(t, a) for t in tables for a in actions if a.startswith("dynamodb:")}
+    return out
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_function_may_do_exactly_what_its_code_does_on_each_table(function):
+    used = dynamodb_of(roots_of(function))
+    granted = dynamodb_granted(function) - {(t, "dynamodb:DescribeTable") for t, _ in dynamodb_granted(function)}
+    assert used <= granted, f"{function} would be AccessDenied on AWS for {sorted(used - granted)}"
+    assert granted <= used, f"{function} may do more than its code does: {sorted(granted - used)}"
+
+
+def test_the_dynamodb_walk_sees_what_it_must_see():
+    assert ("ProxiesTable", "dynamodb:Scan") in dynamodb_of(roots_of("WorkerFunction"))  # the pool's snapshot
+    assert ("BatchesTable", "dynamodb:UpdateItem") in dynamodb_of(roots_of("WorkerFunction"))
+    assert dynamodb_of(roots_of("StatusFunction")) == {
+        ("BatchesTable", "dynamodb:GetItem"),
+        ("BatchesTable", "dynamodb:Query"),
+    }
