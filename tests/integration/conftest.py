@@ -182,7 +182,8 @@ class Harness:
 
 
 @pytest.fixture
-def harness(monkeypatch) -> Iterator[Harness]:
+def moto_aws(monkeypatch) -> Iterator[dict[str, str]]:
+    """moto as our AWS, with the tables and queues exactly as template.yaml declares them; yields queue URLs."""
     for k, v in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -195,24 +196,29 @@ def harness(monkeypatch) -> Iterator[Harness]:
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        urls = _create_from_template("us-east-1")
-        settings = Settings(
-            batches_table="batches",
-            proxies_table="proxies",
-            tenants_table="tenants",
-            fanout_queue_url=urls["FanoutQueue"],
-            work_queue_url=urls["WorkQueue"],
-            allow_private_targets=True,
-            any_target_port=True,
-            lease_seconds=30,
-            no_proxy_retry_s=2,
-        )
-        from scrapersky import bootstrap
+        yield _create_from_template("us-east-1")
 
-        deps = bootstrap.build(settings)
-        for tid, role in (("t_local", "tenant"), ("t_admin", "admin")):
-            create_tenant(deps, CreateTenantRequest(name=tid, role=role), api_key=f"{tid}-key", tenant_id=tid)
-        yield Harness(deps, urls, boto3.client("sqs", region_name="us-east-1"), LambdaContext())
+
+@pytest.fixture
+def harness(moto_aws) -> Iterator[Harness]:
+    urls = moto_aws
+    settings = Settings(
+        batches_table="batches",
+        proxies_table="proxies",
+        tenants_table="tenants",
+        fanout_queue_url=urls["FanoutQueue"],
+        work_queue_url=urls["WorkQueue"],
+        allow_private_targets=True,
+        any_target_port=True,
+        lease_seconds=30,
+        no_proxy_retry_s=2,
+    )
+    from scrapersky import bootstrap
+
+    deps = bootstrap.build(settings)
+    for tid, role in (("t_local", "tenant"), ("t_admin", "admin")):
+        create_tenant(deps, CreateTenantRequest(name=tid, role=role), api_key=f"{tid}-key", tenant_id=tid)
+    yield Harness(deps, urls, boto3.client("sqs", region_name="us-east-1"), LambdaContext())
 
 
 @pytest.fixture

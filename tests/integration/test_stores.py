@@ -6,13 +6,11 @@ import base64
 import dataclasses
 import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
@@ -20,8 +18,6 @@ from scrapersky.errors import InvalidCursor
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, ItemStatus
 from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.records import BatchRecord, GroupLock, ItemEnd, ItemError, ItemRef, ShardCounts, TenantRecord
-
-from tests.integration.conftest import _create_from_template
 
 NOW = 1_900_000_000.0
 TENANT = "t_local"
@@ -36,21 +32,9 @@ class Stores:
 
 
 @pytest.fixture
-def stores(monkeypatch) -> Iterator[Stores]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        _create_from_template("us-east-1")
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        yield Stores(
-            DynamoBatchStore("batches", ddb), DynamoItemStore("batches", ddb), DynamoTenantStore("tenants", ddb)
-        )
+def stores(moto_aws) -> Stores:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    return Stores(DynamoBatchStore("batches", ddb), DynamoItemStore("batches", ddb), DynamoTenantStore("tenants", ddb))
 
 
 def new_batch(
