@@ -5,6 +5,7 @@ Each functions/<name>/app.py imports the one it serves, so handlers stay a line 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -52,26 +53,34 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
 
 
 def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 400 for a body no JSON reader should take: nesting deep enough to exhaust the parser's recursion, or
-    an integer past Python's digit limit. Both raise from inside the resolver's body parsing, where they would
-    be a 500; the parse here is the same one, done first."""
+    """A 400 for a body no JSON reader should take: bytes that are not UTF-8 (a body API Gateway passed base64
+    encoded), nesting deep enough to exhaust the parser's recursion, or an integer past Python's digit limit. Each
+    raises from inside the resolver's body parsing, where it would be a 500; the decoding and the parse here are
+    the same ones, done first."""
     body = event.get("body")
-    if not body or event.get("isBase64Encoded"):
+    if not body:
         return None
     try:
-        json.loads(body)
+        text = base64.b64decode(body.encode()).decode() if event.get("isBase64Encoded") else body
+    except ValueError as e:  # binascii.Error, UnicodeDecodeError
+        return _bad_body("the body is not UTF-8 text", e)
+    try:
+        json.loads(text)
     except json.JSONDecodeError:
         return None  # plain malformed JSON: the resolver answers it (400) as any other
     except (RecursionError, ValueError) as e:
-        message = "the body is not JSON this API reads" + (
-            ": nested too deeply" if isinstance(e, RecursionError) else ""
+        return _bad_body(
+            "the body is not JSON this API reads" + (": nested too deeply" if isinstance(e, RecursionError) else ""), e
         )
-        return {
-            "statusCode": 400,
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"message": message, "details": [{"field": "body", "message": type(e).__name__}]}),
-        }
     return None
+
+
+def _bad_body(message: str, e: BaseException) -> dict[str, Any]:
+    return {
+        "statusCode": 400,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"message": message, "details": [{"field": "body", "message": type(e).__name__}]}),
+    }
 
 
 def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
