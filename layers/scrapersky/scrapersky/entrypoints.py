@@ -53,34 +53,34 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
 
 
 def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 400 for a body no JSON reader should take: bytes that are not UTF-8 (a body API Gateway passed base64
-    encoded), nesting deep enough to exhaust the parser's recursion, or an integer past Python's digit limit. Each
-    raises from inside the resolver's body parsing, where it would be a 500; the decoding and the parse here are
-    the same ones, done first."""
+    """A 4xx for a body no JSON reader should take: bytes that are not UTF-8 (a body API Gateway passed base64
+    encoded), nesting deep enough to exhaust the parser's recursion or an integer past Python's digit limit (those
+    raise from inside the resolver's body parsing, where they would be a 500: the decoding and the parse here are
+    the same ones, done first), a top-level array (422: the resolver would take its first element as the body)."""
     body = event.get("body")
     if not body:
         return None
     try:
         text = base64.b64decode(body.encode()).decode() if event.get("isBase64Encoded") else body
     except ValueError as e:  # binascii.Error, UnicodeDecodeError
-        return _bad_body("the body is not UTF-8 text", e)
+        return _bad_body("the body is not UTF-8 text", type(e).__name__)
     try:
-        json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return None  # plain malformed JSON: the resolver answers it (400) as any other
     except (RecursionError, ValueError) as e:
-        return _bad_body(
-            "the body is not JSON this API reads" + (": nested too deeply" if isinstance(e, RecursionError) else ""), e
-        )
+        nested = ": nested too deeply" if isinstance(e, RecursionError) else ""
+        return _bad_body("the body is not JSON this API reads" + nested, type(e).__name__)
+    if isinstance(value, list):
+        return _bad_body("request is not valid", "the body is a JSON array: an object is expected", 422)
     return None
 
 
-def _bad_body(message: str, e: BaseException) -> dict[str, Any]:
-    return {
-        "statusCode": 400,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"message": message, "details": [{"field": "body", "message": type(e).__name__}]}),
-    }
+def _bad_body(message: str, detail: str | None, status: int = 400) -> dict[str, Any]:
+    body: dict[str, Any] = {"message": message}
+    if detail:
+        body["details"] = [{"field": "body", "message": detail}]
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
 def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
