@@ -52,11 +52,27 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     return handler
 
 
+class _DuplicatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook`: an object that names a key twice is refused (readers differ on which one counts)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicatedKey(key)
+        out[key] = value
+    return out
+
+
 def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
     """A 4xx for a body no JSON reader should take: bytes that are not UTF-8 (a body API Gateway passed base64
     encoded), nesting deep enough to exhaust the parser's recursion or an integer past Python's digit limit (those
     raise from inside the resolver's body parsing, where they would be a 500: the decoding and the parse here are
-    the same ones, done first), a top-level array (422: the resolver would take its first element as the body)."""
+    the same ones, done first), a key named twice in one object (400), a top-level array (422: the resolver would
+    take its first element as the body)."""
     body = event.get("body")
     if not body:
         return None
@@ -65,9 +81,12 @@ def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
     except ValueError as e:  # binascii.Error, UnicodeDecodeError
         return _bad_body("the body is not UTF-8 text", type(e).__name__)
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         return None  # plain malformed JSON: the resolver answers it (400) as any other
+    except _DuplicatedKey as e:
+        key = json.dumps(e.key[:100])
+        return _bad_body(f"the body is not JSON this API reads: a duplicated key {key}", "duplicated key")
     except (RecursionError, ValueError) as e:
         nested = ": nested too deeply" if isinstance(e, RecursionError) else ""
         return _bad_body("the body is not JSON this API reads" + nested, type(e).__name__)
