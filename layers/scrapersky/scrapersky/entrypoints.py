@@ -52,6 +52,9 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     return handler
 
 
+MAX_BODY_CHARS = 6 * 1024 * 1024  # Lambda's synchronous payload: a deployed function never gets a larger body
+
+
 class _DuplicatedKey(Exception):
     def __init__(self, key: str) -> None:
         self.key = key
@@ -68,14 +71,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 4xx for a body no JSON reader should take: bytes that are not UTF-8 (a body API Gateway passed base64
-    encoded), nesting deep enough to exhaust the parser's recursion or an integer past Python's digit limit (those
-    raise from inside the resolver's body parsing, where they would be a 500: the decoding and the parse here are
-    the same ones, done first), a key named twice in one object (400), a top-level array (422: the resolver would
-    take its first element as the body)."""
+    """A 4xx for a body no JSON reader should take: past 6 MB (413, as a deployed API answers: Lambda takes no
+    more), bytes that are not UTF-8 (a body API Gateway passed base64 encoded), nesting deep enough to exhaust the
+    parser's recursion or an integer past Python's digit limit (those raise from inside the resolver's body
+    parsing, where they would be a 500: the decoding and the parse here are the same ones, done first), a key named
+    twice in one object (400), a top-level array (422: the resolver would take its first element as the body)."""
     body = event.get("body")
     if not body:
         return None
+    if len(body) > MAX_BODY_CHARS:
+        return _bad_body("the body is larger than this API takes (6 MB)", None, 413)
     try:
         text = base64.b64decode(body.encode()).decode() if event.get("isBase64Encoded") else body
     except ValueError as e:  # binascii.Error, UnicodeDecodeError
