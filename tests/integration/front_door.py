@@ -47,7 +47,8 @@ def template_routes() -> list[Route]:
             path = props["Path"]
             regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"
             public = (props.get("Auth") or {}).get("Authorizer") == "NONE"
-            routes.append(Route(path, props["Method"], name.removesuffix("Function").lower(), public, re.compile(regex)))
+            function = name.removesuffix("Function").lower()
+            routes.append(Route(path, props["Method"], function, public, re.compile(regex)))
     return routes
 
 
@@ -153,7 +154,7 @@ class FrontDoor:
         if not route.public:
             try:
                 authorizer = self.authorizer_context(headers)
-            except Exception as e:  # noqa: BLE001 - API Gateway answers 500 when the authorizer fails
+            except Exception as e:  # API Gateway answers 500 when the authorizer fails
                 return _gateway_error(500, f"authorizer failed ({type(e).__name__}: {e})"[:500])
             if authorizer is None:
                 return _gateway_error(401, "missing or unknown API key")
@@ -164,7 +165,7 @@ class FrontDoor:
         self.events.append(ev)
         try:
             out = self.handler(function)(ev, self.harness.context)
-        except Exception as e:  # noqa: BLE001 - a Lambda that raises: API Gateway answers 502
+        except Exception as e:  # a Lambda that raises: API Gateway answers 502
             return _gateway_error(502, f"Internal server error ({type(e).__name__}: {e})"[:500])
         if len(json.dumps(out)) > LAMBDA_RESPONSE_LIMIT:
             return _gateway_error(502, "Internal server error (Lambda response past 6 MB)")
