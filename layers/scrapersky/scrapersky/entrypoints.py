@@ -5,6 +5,7 @@ Each functions/<name>/app.py imports the one it serves, so handlers stay a line 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -51,27 +52,59 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     return handler
 
 
+MAX_BODY_CHARS = 6 * 1024 * 1024  # Lambda's synchronous payload: a deployed function never gets a larger body
+
+
+class _DuplicatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook`: an object that names a key twice is refused (readers differ on which one counts)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicatedKey(key)
+        out[key] = value
+    return out
+
+
 def _unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 400 for a body no JSON reader should take: nesting deep enough to exhaust the parser's recursion, or
-    an integer past Python's digit limit. Both raise from inside the resolver's body parsing, where they would
-    be a 500; the parse here is the same one, done first."""
+    """A 4xx for a body no JSON reader should take: past 6 MB (413, as a deployed API answers: Lambda takes no
+    more), bytes that are not UTF-8 (a body API Gateway passed base64 encoded), nesting deep enough to exhaust the
+    parser's recursion or an integer past Python's digit limit (those raise from inside the resolver's body
+    parsing, where they would be a 500: the decoding and the parse here are the same ones, done first), a key named
+    twice in one object (400), a top-level array (422: the resolver would take its first element as the body)."""
     body = event.get("body")
-    if not body or event.get("isBase64Encoded"):
+    if not body:
         return None
+    if len(body) > MAX_BODY_CHARS:
+        return _bad_body("the body is larger than this API takes (6 MB)", None, 413)
     try:
-        json.loads(body)
+        text = base64.b64decode(body.encode()).decode() if event.get("isBase64Encoded") else body
+    except ValueError as e:  # binascii.Error, UnicodeDecodeError
+        return _bad_body("the body is not UTF-8 text", type(e).__name__)
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         return None  # plain malformed JSON: the resolver answers it (400) as any other
+    except _DuplicatedKey as e:
+        key = json.dumps(e.key[:100])
+        return _bad_body(f"the body is not JSON this API reads: a duplicated key {key}", "duplicated key")
     except (RecursionError, ValueError) as e:
-        message = "the body is not JSON this API reads" + (
-            ": nested too deeply" if isinstance(e, RecursionError) else ""
-        )
-        return {
-            "statusCode": 400,
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"message": message, "details": [{"field": "body", "message": type(e).__name__}]}),
-        }
+        nested = ": nested too deeply" if isinstance(e, RecursionError) else ""
+        return _bad_body("the body is not JSON this API reads" + nested, type(e).__name__)
+    if isinstance(value, list):
+        return _bad_body("request is not valid", "the body is a JSON array: an object is expected", 422)
     return None
+
+
+def _bad_body(message: str, detail: str | None, status: int = 400) -> dict[str, Any]:
+    body: dict[str, Any] = {"message": message}
+    if detail:
+        body["details"] = [{"field": "body", "message": detail}]
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
 def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:

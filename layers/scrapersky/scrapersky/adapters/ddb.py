@@ -125,7 +125,7 @@ def decode_cursor(
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RecursionError) as e:  # RecursionError: JSON nested past the parser's depth
         raise InvalidCursor("cursor is not valid") from e
     if (
         not isinstance(key, dict)
