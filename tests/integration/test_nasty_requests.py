@@ -277,3 +277,12 @@ def test_a_query_parameter_out_of_range_is_a_422(door, world, unchanged):
 def test_a_listing_limit_within_range_still_answers(door, world, unchanged):
     assert door.request("GET", f"/batches/{world['batch']}/items?limit=1000", TENANT, None).status == 200
     assert door.request("GET", "/batches?limit=100", TENANT, None).status == 200
+
+
+def test_a_number_too_small_for_dynamodb_is_a_422_not_a_500(harness):
+    # 1e-308 passes `> 0` but cannot be stored (DynamoDB numbers stop at 1e-130): found by the fuzz run
+    status, body = harness.api(
+        "batches", "POST", "/batches", {"items": ["a.example"], "options": {"timeout_s": 1e-308}}
+    )
+    assert status == 422, body
+    assert harness.api("status", "GET", "/batches")[1]["batches"] == []

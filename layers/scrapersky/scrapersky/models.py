@@ -62,7 +62,7 @@ class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(default=3, ge=1, le=10, description="Real attempts (not rate-limit deferrals)")
-    timeout_s: float = Field(default=20.0, gt=0, le=60, description="Total deadline of one fetch")
+    timeout_s: float = Field(default=20.0, ge=0.1, le=60, description="Total deadline of one fetch")
     max_bytes: int = Field(default=2_000_000, ge=1024, le=10_000_000, description="Byte cap of one download")
     max_wait_s: float = Field(
         default=3600,

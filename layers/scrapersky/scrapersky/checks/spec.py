@@ -64,7 +64,7 @@ class SessionSpec(BaseModel):
 
     warmup_url: str | None = None
     max_uses: int = Field(default=50, ge=1)
-    max_age_s: float = Field(default=1800, gt=0)
+    max_age_s: float = Field(default=1800, ge=1, le=7 * 86_400)
 
     @field_validator("warmup_url")
     @classmethod
