@@ -20,7 +20,7 @@ from scrapersky.models import (
     ItemStatus,
     ScrapeRequest,
 )
-from scrapersky.services import admin, batches, scrape
+from scrapersky.services import admin, batches, scrape, urls
 
 Cursor = Annotated[str | None, Query(max_length=2048)]
 
@@ -74,6 +74,17 @@ def list_items(
     cursor: Cursor = None,
 ):
     found = batches.list_items(deps_of(status_router), tenant_of(status_router), batch_id, status, limit, cursor)
+    return json_response(200, found)
+
+
+@status_router.get("/batches/<batch_id>/urls", **doc("list_urls"))
+def list_urls(
+    batch_id: str,
+    item: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+):
+    found = urls.list_urls(deps_of(status_router), tenant_of(status_router), batch_id, item, limit, cursor)
     return json_response(200, found)
 
 
