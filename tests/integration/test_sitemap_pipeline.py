@@ -58,7 +58,7 @@ def test_a_site_is_discovered_through_the_pool_each_document_fetched_once(harnes
             break
     assert sorted(u["url"] for u in urls) == sorted(base + p for p in EXPECTED_PATHS)  # no duplicate, no gap
     assert {u["item"] for u in urls} == {f"{base}/"}
-    status, body = harness.api("status", "GET", f"/batches/{created['batch_id']}/urls", query={"limit": "1001"})
+    status, _ = harness.api("status", "GET", f"/batches/{created['batch_id']}/urls", query={"limit": "1001"})
     assert status == 422
 
 

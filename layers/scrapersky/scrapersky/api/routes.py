@@ -80,12 +80,15 @@ def list_items(
 @status_router.get("/batches/<batch_id>/urls", **doc("list_urls"))
 def list_urls(
     batch_id: str,
-    item: Annotated[str | None, Query(max_length=2048)] = None,
+    item: Annotated[
+        str | None,
+        Query(max_length=2048, description="one item: its seq in the batch, or its value as /items shows it"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ):
-    found = urls.list_urls(deps_of(status_router), tenant_of(status_router), batch_id, item, limit, cursor)
-    return json_response(200, found)
+    deps = deps_of(status_router)
+    return json_response(200, urls.list_urls(deps, tenant_of(status_router), batch_id, item, limit, cursor))
 
 
 @status_router.get("/health", **doc("health"))
