@@ -10,6 +10,7 @@ from scrapersky.settings import Settings
 
 from tests.fakes.batches import FakeBatchStore
 from tests.fakes.clock import FakeClock
+from tests.fakes.documents import FakeDiscoveredUrls, FakeItemDocuments
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
@@ -42,6 +43,8 @@ class FakeDeps(Deps):
     fetcher: FakeFetcher
     clock: FakeClock
     sweeps: FakeSweeps
+    documents: FakeItemDocuments
+    urls: FakeDiscoveredUrls
 
 
 def make_deps(
@@ -68,4 +71,6 @@ def make_deps(
         fetcher=FakeFetcher(clock=clock),
         clock=clock,
         sweeps=FakeSweeps(batches),
+        documents=FakeItemDocuments(),
+        urls=FakeDiscoveredUrls(),
     )

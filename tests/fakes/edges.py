@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
 from scrapersky.models import FanoutMessage, WorkMessage
-from scrapersky.ports import Clock, Fetcher, TenantStore, WorkQueue
+from scrapersky.ports import Clock, Fetcher, HopCheck, Sink, TenantStore, WorkQueue
 from scrapersky.records import TenantRecord
 
 from tests.fakes.recording import Recorder, recorded
@@ -83,7 +83,17 @@ class FetchCall:
     max_bytes: int
 
 
-Fetched = FetchResponse | FetchFailure
+@dataclass(frozen=True)
+class Streamed:
+    """A scripted answer with a body, for fetch_stream: `hops` are the redirects on the way (each asked first)."""
+
+    body: bytes = b""
+    status: int = 200
+    hops: tuple[str, ...] = ()
+    retry_after: str | None = None
+
+
+Fetched = FetchResponse | FetchFailure | Streamed
 Answer = Fetched | BaseException | Callable[[FetchCall], Fetched] | list["Fetched | BaseException"]
 
 
@@ -119,6 +129,32 @@ class FakeFetcher(Recorder, Fetcher):
 
     @recorded
     def fetch(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> FetchResponse | FetchFailure:
+        answer = self._answer(url, proxy_url, timeout_s, max_bytes)
+        if isinstance(answer, Streamed):
+            return FetchResponse(answer.status, (answer.hops or (url,))[-1], None, len(answer.body), 12)
+        return answer
+
+    @recorded
+    def fetch_stream(
+        self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int, sink: Sink, on_hop: HopCheck
+    ) -> FetchResponse | FetchFailure:
+        answer = self._answer(url, proxy_url, timeout_s, max_bytes)
+        if not isinstance(answer, Streamed):
+            return answer
+        for hop in answer.hops:
+            if not on_hop(hop):
+                return FetchFailure("redirect_refused", "a redirect to a URL not to be fetched", permanent=True)
+        final = (answer.hops or (url,))[-1]
+        fed = 0
+        if 200 <= answer.status < 300:
+            for start in range(0, min(len(answer.body), max_bytes), 16_384):
+                chunk = answer.body[start : min(start + 16_384, max_bytes)]
+                fed += len(chunk)
+                if not sink(chunk):
+                    break
+        return FetchResponse(answer.status, final, None, fed, 12, retry_after=answer.retry_after)
+
+    def _answer(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> Fetched:
         call = FetchCall(url, proxy_url, timeout_s, max_bytes)
         self.fetches.append(call)
         if self.clock is not None and self.takes_s:
@@ -132,7 +168,7 @@ class FakeFetcher(Recorder, Fetcher):
             raise UnscriptedFetch(f"FakeFetcher: no answer scripted for {url}")
         if isinstance(answer, BaseException):
             raise answer
-        if isinstance(answer, FetchResponse | FetchFailure):
+        if isinstance(answer, FetchResponse | FetchFailure | Streamed):
             return answer
         return answer(call)
 

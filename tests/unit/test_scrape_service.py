@@ -141,7 +141,7 @@ def test_an_invalid_item_is_a_422_and_nothing_is_fetched():
 def test_a_kind_this_deployment_does_not_serve_is_a_422():
     deps = make_deps(proxies=1)
     with pytest.raises(InvalidInput) as e:
-        scrape(deps, ScrapeRequest(kind="sitemap", item=URL))
+        scrape(deps, ScrapeRequest(kind="profile", item=URL))
     assert e.value.details == [{"field": "kind", "message": e.value.message}]
     assert deps.pool.leases == []
 
@@ -152,3 +152,10 @@ def test_a_fetcher_exception_releases_the_lease():
     with pytest.raises(RuntimeError):
         scrape(deps, request())
     assert_no_lease_held(deps)
+
+
+def test_a_sitemap_scrape_is_refused_until_served_and_nothing_is_fetched():
+    deps = make_deps(proxies=1)
+    with pytest.raises(InvalidInput, match="does not serve kind 'sitemap' yet"):
+        scrape(deps, ScrapeRequest(kind="sitemap", item="s.test"))
+    assert deps.pool.leases == []

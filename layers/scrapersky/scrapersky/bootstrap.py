@@ -9,11 +9,13 @@ import boto3
 from botocore.config import Config
 
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
+from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
+from scrapersky.adapters.dynamo_urls import DynamoDiscoveredUrls
 from scrapersky.adapters.http_fetcher import RequestsFetcher
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
 from scrapersky.domain.pacing import PacingPolicy
@@ -55,6 +57,8 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
         clock=SystemClock(),
         sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
+        documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
+        urls=DynamoDiscoveredUrls(settings.batches_table, ddb, retention_s=settings.retention_s),
         api_calls=counter,
     )
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from scrapersky.sitemaps.options import FollowOptions, SitemapOptions
+
 BatchId = Annotated[str, StringConstraints(pattern=r"^b_[0-9a-z]{20,40}$")]
 TenantId = Annotated[str, StringConstraints(pattern=r"^t_[0-9a-z_-]{1,64}$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -71,6 +73,10 @@ class BatchOptions(BaseModel):
         description="How long an item may wait for a proxy or a rate-limiting site before it fails"
         " (rate_limited or no_proxy): every batch ends",
     )
+    sitemap: SitemapOptions | None = Field(default=None, description="kind sitemap: what one item reads")
+    # TODO(issue 8, phase 3): follow the discovered URLs into a child page batch. Validated and refused (422) by
+    # the sitemap kind until it is served, so that no user believes it works.
+    follow: FollowOptions | None = Field(default=None, description="kind sitemap: not served yet (422)")
 
 
 class CreateBatchRequest(BaseModel):
@@ -163,6 +169,9 @@ class WorkMessage(BaseModel):
     deferrals: int = 0
     max_wait_s: float = 3600
     waiting_since: float | None = None  # set when a deferred item is re-sent as a fresh message
+    # a kind whose item spans many units of work (sitemap: one per document) names the unit here; None is the
+    # item's first message, from the fan-out
+    unit: dict[str, Any] | None = None
 
 
 class FanoutMessage(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -294,12 +295,24 @@ class WorkQueue(abc.ABC):
     def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
 
 
+Sink = Callable[[bytes], bool]
+HopCheck = Callable[[str], bool]
+
+
 class Fetcher(abc.ABC):
     """HTTP through a proxy, under the SSRF guard and the byte and time caps."""
 
     @abc.abstractmethod
     def fetch(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> FetchResponse | FetchFailure:
         """Fetches through the proxy, following redirects hop by hop through the SSRF guard."""
+
+    @abc.abstractmethod
+    def fetch_stream(
+        self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int, sink: Sink, on_hop: HopCheck
+    ) -> FetchResponse | FetchFailure:
+        """Like fetch, under the same rules, but a 2xx body goes to `sink` chunk by chunk (Content-Encoding
+        decoded; the sink answers False to stop reading) instead of being summarised. `on_hop(url)` is asked
+        before each redirect hop is fetched: False refuses it (FetchFailure `redirect_refused`)."""
 
     @abc.abstractmethod
     def probe(self, proxy_url: str) -> bool:

@@ -108,6 +108,23 @@ def conditional(call: Callable[..., Any], **kwargs: Any) -> bool:
         raise
 
 
+def put_new(client: Any, table: str, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Puts a row that must not exist yet (never overwrites): None when it was put, else the row already there."""
+    try:
+        client.put_item(
+            TableName=table,
+            Item=ser_item(row),
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return None
+    except ClientError as e:
+        if is_condition_failure(e):
+            return de_item(e.response.get("Item")) or {}
+        raise_translated(e)
+        raise
+
+
 # ---- pagination ----------------------------------------------------------------------------------------------
 def encode_cursor(key: dict[str, Any] | None) -> str | None:
     """A cursor is the (plain) LastEvaluatedKey, base64url JSON: opaque to clients, cheap to check back."""

@@ -1,5 +1,6 @@
 """Fetcher on `requests`: through a proxy, redirects followed hop by hop through the SSRF guard, a total
 deadline on connect, headers and body (http_deadline), a byte cap counted after decompression, and no cookies.
+`fetch_stream` does the same for a body read as a stream (a sitemap document), each redirect hop asked first.
 
 Each hop is read with the parser of the client that connects (urllib3's `parse_url`, which requests uses):
 Python's `urlsplit` reads `http://127.0.0.1:6379\\@attacker.example/` as a request to attacker.example while
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urljoin, urlsplit
 
@@ -22,7 +23,7 @@ from scrapersky.adapters.http_deadline import DeadlineAdapter, deadline
 from scrapersky.domain.html import decode_html, summarise_html
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
 from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_hop
-from scrapersky.ports import Fetcher
+from scrapersky.ports import Fetcher, HopCheck, Sink
 
 REDIRECTS = {301, 302, 303, 307, 308}
 MAX_HOPS = 10
@@ -77,21 +78,39 @@ class RequestsFetcher(Fetcher):
         self.session.mount("https://", adapter)
 
     def fetch(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> FetchResponse | FetchFailure:
+        def read(resp: requests.Response, final_url: str, start: float, until: float, hops: int) -> Answer:
+            return self._read(resp, final_url, start, until, max_bytes, hops)
+
+        return self._exchange(url, proxy_url, timeout_s, read, None)
+
+    def fetch_stream(
+        self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int, sink: Sink, on_hop: HopCheck
+    ) -> FetchResponse | FetchFailure:
+        def read(resp: requests.Response, final_url: str, start: float, until: float, hops: int) -> Answer:
+            return self._stream(resp, final_url, start, until, max_bytes, hops, sink)
+
+        return self._exchange(url, proxy_url, timeout_s, read, on_hop)
+
+    def _exchange(
+        self, url: str, proxy_url: str | None, timeout_s: float, read: _Read, on_hop: HopCheck | None
+    ) -> FetchResponse | FetchFailure:
         start = time.monotonic()
         with deadline(timeout_s):
-            got = self._follow(url, proxy_url, start, start + timeout_s, max_bytes)
+            got = self._follow(url, proxy_url, start, start + timeout_s, read, on_hop)
         if isinstance(got, FetchFailure) and time.monotonic() >= start + timeout_s:
             return FetchFailure("timeout", f"no complete answer within {timeout_s:.1f}s")
         return got
 
     def _follow(
-        self, url: str, proxy_url: str | None, start: float, until: float, max_bytes: int
+        self, url: str, proxy_url: str | None, start: float, until: float, read: _Read, on_hop: HopCheck | None
     ) -> FetchResponse | FetchFailure:
         current = url
         for hop in range(MAX_HOPS + 1):
             refused = self._guard(current)
             if refused:
                 return refused
+            if hop and on_hop is not None and not on_hop(current):
+                return FetchFailure("redirect_refused", "a redirect to a URL not to be fetched", permanent=True)
             remaining = until - time.monotonic()
             if remaining <= 0:
                 return FetchFailure("timeout", "no answer within the deadline")
@@ -101,7 +120,7 @@ class RequestsFetcher(Fetcher):
             with resp:
                 location = resp.headers.get("Location") if resp.status_code in REDIRECTS else None
                 if not location:
-                    return self._read(resp, current, start, until, max_bytes, hop)
+                    return read(resp, current, start, until, hop)
             current = urljoin(current, location)
         return FetchFailure("too_many_redirects", f"more than {MAX_HOPS} redirects", permanent=True)
 
@@ -141,33 +160,85 @@ class RequestsFetcher(Fetcher):
         self, resp: requests.Response, final_url: str, start: float, until: float, max_bytes: int, hops: int
     ) -> FetchResponse | FetchFailure:
         body = bytearray()
-        truncated = False
-        try:
-            for chunk in resp.iter_content(chunk_size=16_384):  # decoded: the cap holds after decompression
-                body.extend(chunk)
-                if len(body) >= max_bytes:
-                    del body[max_bytes:]
-                    truncated = True
-                    break
-                if time.monotonic() > until:
-                    return FetchFailure("timeout", "body not received within the deadline")
-        except (requests.exceptions.RequestException, OSError) as e:
-            return FetchFailure("timeout" if "timed out" in str(e) else "read_error", _kind(e))
+        drained = _drain(resp, until, max_bytes, collect(body))
+        if isinstance(drained, FetchFailure):
+            return drained
+        del body[max_bytes:]
         ctype = resp.headers.get("Content-Type")
         summary: dict[str, str | None] = {}
         if ctype and "html" in ctype.lower():
             summary = summarise_html(decode_html(bytes(body), _declared_charset(resp)))
-        return FetchResponse(
-            status_code=resp.status_code,
-            final_url=final_url,
-            content_type=ctype,
-            bytes=len(body),
-            elapsed_ms=int((time.monotonic() - start) * 1000),
-            summary=summary,
-            retry_after=resp.headers.get("Retry-After"),
-            truncated=truncated,
-            redirects=hops,
-        )
+        return _response(resp, final_url, start, hops, len(body), drained, summary)
+
+    def _stream(
+        self, resp: requests.Response, final_url: str, start: float, until: float, max_bytes: int, hops: int, sink: Sink
+    ) -> FetchResponse | FetchFailure:
+        """A 2xx body goes to the sink; any other answer's body is not read."""
+        if not 200 <= resp.status_code < 300:
+            return _response(resp, final_url, start, hops, 0, False)
+        got = 0
+
+        def counted(chunk: bytes) -> bool:
+            nonlocal got
+            got += len(chunk)
+            return sink(chunk)
+
+        drained = _drain(resp, until, max_bytes, counted)
+        if isinstance(drained, FetchFailure):
+            return drained
+        return _response(resp, final_url, start, hops, got, drained)
+
+
+Answer = FetchResponse | FetchFailure
+_Read = Callable[[requests.Response, str, float, float, int], Answer]
+
+
+def collect(body: bytearray) -> Sink:
+    """A sink that keeps the whole body."""
+
+    def sink(chunk: bytes) -> bool:
+        body.extend(chunk)
+        return True
+
+    return sink
+
+
+def _drain(resp: requests.Response, until: float, max_bytes: int, sink: Sink) -> bool | FetchFailure:
+    """Hands the body to the sink until its end, the sink's stop or `max_bytes` (then True: truncated)."""
+    got = 0
+    try:
+        for chunk in resp.iter_content(chunk_size=16_384):  # decoded: the cap holds after decompression
+            keep = chunk[: max(0, max_bytes - got)]
+            got += len(chunk)
+            if not sink(keep) or got >= max_bytes:
+                return got >= max_bytes
+            if time.monotonic() > until:
+                return FetchFailure("timeout", "body not received within the deadline")
+    except (requests.exceptions.RequestException, OSError) as e:
+        return FetchFailure("timeout" if "timed out" in str(e) else "read_error", _kind(e))
+    return False
+
+
+def _response(
+    resp: requests.Response,
+    final_url: str,
+    start: float,
+    hops: int,
+    size: int,
+    truncated: bool,
+    summary: dict[str, str | None] | None = None,
+) -> FetchResponse:
+    return FetchResponse(
+        status_code=resp.status_code,
+        final_url=final_url,
+        content_type=resp.headers.get("Content-Type"),
+        bytes=size,
+        elapsed_ms=int((time.monotonic() - start) * 1000),
+        summary=summary or {},
+        retry_after=resp.headers.get("Retry-After"),
+        truncated=truncated,
+        redirects=hops,
+    )
 
 
 def _declared_charset(resp: requests.Response) -> str | None:

@@ -114,6 +114,22 @@ class ItemList(BaseModel):
     next_cursor: str | None
 
 
+class DiscoveredUrlView(BaseModel):
+    url: str
+    lastmod: str | None = Field(description="ISO 8601; YYYY and YYYY-MM as written; null when absent or unparseable")
+    changefreq: str | None = Field(description="one of the seven sitemap values, or null")
+    priority: float | None = Field(description="0..1, or null")
+    sitemap: str = Field(description="the document that listed it")
+    item: str = Field(description="the batch item (domain or sitemap URL) whose discovery found it")
+
+
+class UrlList(BaseModel):
+    """The URLs a sitemap batch discovered, unique per item, in a stable order (item by item)."""
+
+    urls: list[DiscoveredUrlView]
+    next_cursor: str | None = Field(description="null at the end; a page may be short and still have one")
+
+
 # ---- admin --------------------------------------------------------------------------------------------------
 class CreatedTenant(BaseModel):
     tenant_id: str
@@ -237,6 +253,10 @@ _DOCS: dict[str, dict[str, Any]] = {
     "list_items": {
         "summary": "Items of a batch with their results",
         "responses": responses(200, ItemList, "A page of items", (*AUTH, 404)),
+    },
+    "list_urls": {
+        "summary": "URLs a sitemap batch discovered, unique per item",
+        "responses": responses(200, UrlList, "A page of URLs", (*AUTH, 404)),
     },
     "health": {"summary": "Liveness (no auth)", **_PUBLIC, "responses": responses(200, Health, "Alive", BASE)},
     "openapi": {

@@ -20,7 +20,7 @@ from scrapersky.models import (
     ItemStatus,
     ScrapeRequest,
 )
-from scrapersky.services import admin, batches, scrape
+from scrapersky.services import admin, batches, scrape, urls
 
 Cursor = Annotated[str | None, Query(max_length=2048)]
 
@@ -75,6 +75,20 @@ def list_items(
 ):
     found = batches.list_items(deps_of(status_router), tenant_of(status_router), batch_id, status, limit, cursor)
     return json_response(200, found)
+
+
+@status_router.get("/batches/<batch_id>/urls", **doc("list_urls"))
+def list_urls(
+    batch_id: str,
+    item: Annotated[
+        str | None,
+        Query(max_length=2048, description="one item: its seq in the batch, or its value as /items shows it"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+):
+    deps = deps_of(status_router)
+    return json_response(200, urls.list_urls(deps, tenant_of(status_router), batch_id, item, limit, cursor))
 
 
 @status_router.get("/health", **doc("health"))

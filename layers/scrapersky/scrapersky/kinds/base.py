@@ -3,13 +3,15 @@ runs through a leased proxy, and how its result is shown.
 
 Every unit of work, whatever the kind, takes the same path (services/leasing.py): lease with the pacing slot
 booked, claim, fetch through the proxy, classify, record, release. A processor only knows its own part: it
-never leases, claims or writes, so a new kind cannot get the accounting or the pacing wrong."""
+never leases, claims or writes, so a new kind cannot get the accounting or the pacing wrong. A kind whose item
+spans many units (`sub_units`: a sitemap's documents) is handed its item's ledgers in `Unit.job`, bound by the
+service to the unit's claim: it reads and writes its item's documents and URLs through them only."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +28,7 @@ class Unit:
     url: str
     timeout_s: float
     max_bytes: int
+    job: Any = field(default=None, compare=False)  # a sub-unit kind's ledgers, bound to the unit's claim
 
     @property
     def host(self) -> str:
@@ -46,6 +49,7 @@ class KindProcessor(abc.ABC):
     """One kind of item. Implementations are stateless and shared by every invocation of a container."""
 
     kind: str
+    sub_units: bool = False  # True: an item spans many units of work, each a work message of its own (`unit`)
 
     @abc.abstractmethod
     def normalise(self, raw_items: Iterable[str], options: BatchOptions, policy: TargetPolicy) -> NormalisedItems:

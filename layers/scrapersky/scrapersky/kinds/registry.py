@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from scrapersky.errors import InvalidInput
 from scrapersky.kinds.base import KindProcessor
 from scrapersky.kinds.page import PageProcessor
+from scrapersky.kinds.sitemap import SitemapProcessor
 
 
 class KindRegistry:
@@ -27,4 +28,4 @@ class KindRegistry:
 
 
 def default_registry() -> KindRegistry:
-    return KindRegistry({"page": PageProcessor()})
+    return KindRegistry({"page": PageProcessor(), "sitemap": SitemapProcessor()})

@@ -119,7 +119,8 @@ def send_chunks(deps: Deps, batch: BatchRecord, chunks: list[tuple[int, list[str
         start_next_in_group(deps, batch.tenant_id, batch.group)
 
 
-def _owned(deps: Deps, tenant_id: str, batch_id: str) -> BatchRecord:
+def owned_batch(deps: Deps, tenant_id: str, batch_id: str) -> BatchRecord:
+    """The tenant's batch; another tenant's or a missing one is a 404."""
     batch = deps.batches.get(batch_id) if _BATCH_ID.match(batch_id) else None
     if batch is None or batch.tenant_id != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
@@ -127,7 +128,7 @@ def _owned(deps: Deps, tenant_id: str, batch_id: str) -> BatchRecord:
 
 
 def start_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
-    batch = _owned(deps, tenant_id, batch_id)
+    batch = owned_batch(deps, tenant_id, batch_id)
     if batch.status is not BatchStatus.QUEUED:
         raise Conflict(f"batch {batch_id} is {batch.status.value}, not queued")
     group = batch.group
@@ -142,7 +143,7 @@ def start_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
 
 
 def cancel_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
-    batch = _owned(deps, tenant_id, batch_id)
+    batch = owned_batch(deps, tenant_id, batch_id)
     if not deps.batches.end(batch_id, BatchStatus.CANCELLED, deps.clock.now(), CANCELLABLE):
         current = deps.batches.get(batch_id) or batch
         raise Conflict(f"batch {batch_id} already ended ({current.status.value})")
@@ -194,7 +195,7 @@ def item_view(rec: ItemRecord, render: Any = None) -> dict[str, Any]:
 def list_items(
     deps: Deps, tenant_id: str, batch_id: str, status: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
-    batch = _owned(deps, tenant_id, batch_id)
+    batch = owned_batch(deps, tenant_id, batch_id)
     try:
         rows, nxt = deps.items.query(batch_id, ItemStatus(status) if status else None, limit, cursor)
     except InvalidCursor as e:

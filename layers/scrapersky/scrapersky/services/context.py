@@ -18,6 +18,7 @@ from scrapersky.ports import (
     WorkQueue,
 )
 from scrapersky.settings import Settings
+from scrapersky.sitemap_ports import DiscoveredUrls, ItemDocuments
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Deps:
     fetcher: Fetcher
     clock: Clock
     sweeps: Sweeps
+    documents: ItemDocuments  # the sitemap kind's units of work
+    urls: DiscoveredUrls  # the URLs sitemap items discovered
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 

@@ -1,4 +1,5 @@
-"""The worker use case: one work message -> lease a proxy, claim the item, fetch, record, release."""
+"""The worker use case: one work message -> lease a proxy, claim its unit (the item, or one unit of an item that
+spans many: services/claims.py), fetch, record, release."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from scrapersky.domain.outcomes import Outcome, OutcomeKind, full_jitter_backoff
+from scrapersky.domain.outcomes import OutcomeKind, full_jitter_backoff
 from scrapersky.errors import NoProxyAvailable
 from scrapersky.kinds.base import KindProcessor, Unit
 from scrapersky.models import BatchStatus, WorkMessage
 from scrapersky.ports import Claim, ClaimRefused, Lease, Release
-from scrapersky.records import BatchRecord, ItemEnd, ItemError, ItemRef
-from scrapersky.services import leasing
+from scrapersky.records import BatchRecord, ItemError
+from scrapersky.services import documents, leasing
+from scrapersky.services.claims import ItemClaims, Result, UnitClaims
 from scrapersky.services.context import Deps
-from scrapersky.services.lifecycle import finish_if_done
 
 MAX_DEFER_S = 900.0
 TIME_GUARD_S = 10.0  # what an invocation keeps beyond a fetch's deadline to record it
@@ -31,17 +32,6 @@ class Deferred(Exception):
         self.reason = reason
         self.metrics = metrics or {}
         self.host = host
-
-
-@dataclass
-class Result:
-    """What became of one message: `done` (delete it) or `retry_in_s` (put it back that much later)."""
-
-    outcome: str
-    retry_in_s: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    host: str | None = None
-    waiting_for: str | None = None  # a wait that is no attempt: the code the item fails with past max_wait_s
 
 
 @dataclass
@@ -62,32 +52,21 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     if batch is None:
         return Result("dropped_unknown_batch")
     owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}"
-    ref = ItemRef(msg.batch_id, msg.seq, msg.shard)
-    if batch.status is BatchStatus.CANCELLED:
-        return _cancel(deps, ref, owner)
     processor = deps.kinds.get(msg.kind)
-    delivery = _Delivery(deps, msg, batch, ref, owner, processor, processor.unit_of(msg), deps.clock.now())
+    claims = claims_for(deps, msg, batch, processor)
+    if batch.status is BatchStatus.CANCELLED:
+        return claims.cancel(owner)
+    if processor.sub_units and msg.unit is None:  # the item's first message: its first unit is sent, no fetch
+        return documents.start_item(deps, msg, batch, cache.started)
+    delivery = _Delivery(deps, msg, batch, claims, owner, processor, processor.unit_of(msg), deps.clock.now())
     return delivery.run(cache, rng or random.Random())
 
 
-def _cancel(deps: Deps, ref: ItemRef, owner: str) -> Result:
-    """An item of a cancelled batch ends cancelled, also one whose worker crashed (its claim lapsed)."""
-    now = deps.clock.now()
-    if deps.items.cancel(ref, now):
-        return Result("cancelled")
-    claim = deps.items.claim(ref, owner, now + deps.settings.lease_seconds, now)
-    if isinstance(claim, ClaimRefused):
-        return _refused(deps, ref, claim, now)
-    deps.items.cancel(ref, deps.clock.now(), claimed_by=owner)
-    return Result("cancelled")
-
-
-def _refused(deps: Deps, ref: ItemRef, claim: ClaimRefused, now: float, ended: str = "already_finished") -> Result:
-    if claim.terminal:
-        # a delivery that crashed after the item's final write may not have closed the batch: do it now
-        finish_if_done(deps, ref.batch_id)
-        return Result(ended)
-    return Result("busy_elsewhere", retry_in_s=max(1.0, (claim.busy_until or now) - now + 1.0))
+def claims_for(deps: Deps, msg: WorkMessage, batch: BatchRecord, processor: KindProcessor) -> UnitClaims:
+    """The item is the unit (page), or the message names one unit of an item that spans many (sitemap)."""
+    if processor.sub_units:
+        return documents.DocumentClaims(deps, msg, batch, processor)
+    return ItemClaims(deps, msg, batch, processor)
 
 
 @dataclass
@@ -98,7 +77,7 @@ class _Delivery:
     deps: Deps
     msg: WorkMessage
     batch: BatchRecord
-    ref: ItemRef
+    claims: UnitClaims
     owner: str
     processor: KindProcessor
     unit: Unit
@@ -131,14 +110,15 @@ class _Delivery:
             self.held = None
             deps.pool.release(held, deps.clock.now(), Release.FAILED, proxy_fault=True)
             return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1}, waiting_for="no_proxy")
-        claim = deps.items.claim(self.ref, self.owner, self.started + deps.settings.lease_seconds, self.started)
+        claim = self.claims.claim(self.owner, self.started + deps.settings.lease_seconds, self.started)
         if isinstance(claim, ClaimRefused):
-            return _refused(deps, self.ref, claim, self.started, ended="duplicate_delivery")
+            return self.claims.refused(claim, self.started, "duplicate_delivery")
         if claim.last_proxy == held.proxy_id and claim.attempts > 0:
             self._prefer_other_proxy()
         if self.msg.batch_id not in cache.started and self.batch.status is BatchStatus.PENDING:
             deps.batches.begin_processing(self.msg.batch_id, self.started)
         cache.started.add(self.msg.batch_id)
+        self.unit = self.claims.bind(self.owner, self.unit)
         return self._fetch_and_record(claim, rng)
 
     def _fetch_and_record(self, claim: Claim, rng: random.Random) -> Result:
@@ -153,40 +133,17 @@ class _Delivery:
         if run.processed.follow_up:
             self.deps.queue.send_work(list(run.processed.follow_up))
         if o.kind is OutcomeKind.RATE_LIMITED:
-            self._requeue(o, run.lease.proxy_id, attempt_spent=False)  # a deferral, not an attempt
+            self.claims.requeue(self.owner, o, run.lease.proxy_id, attempt_spent=False)  # a deferral, not an attempt
             # At once: the next delivery leases another proxy whose slot is open, or takes its place in line.
             limited = {**metrics, "rate_limited": 1}
             return Result(
                 "rate_limited", retry_in_s=0.0, metrics=limited, host=self.unit.host, waiting_for="rate_limited"
             )
         if o.kind is OutcomeKind.TRANSIENT and claim.attempts + 1 < self.msg.max_attempts:
-            self._requeue(o, run.lease.proxy_id, attempt_spent=True)
+            self.claims.requeue(self.owner, o, run.lease.proxy_id, attempt_spent=True)
             backoff = min(60.0, full_jitter_backoff(claim.attempts, base=1.0, rng=rng))
             return Result("retry", retry_in_s=backoff, metrics={**metrics, "retried": 1})
-        return self._finish(o, metrics)
-
-    def _requeue(self, o: Outcome, proxy_id: str, attempt_spent: bool) -> None:
-        error = ItemError(o.code, o.message or "") if o.code else None
-        self.deps.items.requeue(
-            self.ref, self.owner, self.deps.clock.now(), attempt_spent=attempt_spent, proxy_id=proxy_id, error=error
-        )
-
-    def _finish(self, o: Outcome, metrics: dict[str, float]) -> Result:
-        succeeded = o.kind is OutcomeKind.SUCCESS
-        end = ItemEnd(
-            succeeded=succeeded,
-            item=self.msg.item,
-            error=None if succeeded else ItemError(o.code or "failed", o.message or o.code or "failed"),
-            http_status=o.http_status,
-            result=self.processor.render(o.result),
-        )
-        last = self.batch.shard_share(self.ref.shard) - 1
-        won = self.deps.items.finish(self.ref, self.owner, end, self.deps.clock.now(), shard_last=last)
-        if won:
-            if won.shard_done:  # only the last item of a counter shard looks at the whole batch
-                finish_if_done(self.deps, self.msg.batch_id)
-            metrics["succeeded" if succeeded else "failed"] = 1
-        return Result("succeeded" if succeeded else f"failed:{o.code}", metrics=metrics)
+        return self.claims.finish(self.owner, o, metrics)
 
     def _verified(self, held: Lease) -> bool:
         """Verify before use, only when the proxy's last success is stale (or it never had one)."""
@@ -247,21 +204,13 @@ def handle_record(
 
 
 def _give_up(deps: Deps, msg: WorkMessage, waited: Result, cache: InvocationCache) -> Result:
-    """The item waited past max_wait_s: it ends failed with what it waited for (claimed first, so a live
-    delivery elsewhere or an item that ended meanwhile is left alone)."""
-    ref = ItemRef(msg.batch_id, msg.seq, msg.shard)
-    now = deps.clock.now()
+    """The unit waited past max_wait_s: it ends failed with what it waited for (claimed first, so a live
+    delivery elsewhere or a unit that ended meanwhile is left alone)."""
+    batch = cache.batch(deps, msg.batch_id)
+    if batch is None:
+        return Result("dropped_unknown_batch")
     owner = f"{uuid.uuid4().hex[:12]}:{msg.batch_id}:{msg.seq}:give-up"
-    claim = deps.items.claim(ref, owner, now + deps.settings.lease_seconds, now)
-    if isinstance(claim, ClaimRefused):
-        return _refused(deps, ref, claim, now)
     code = waited.waiting_for or "no_proxy"
     what = "a free proxy" if code == "no_proxy" else "the site to stop refusing (HTTP 429 / Retry-After)"
-    error = ItemError(code, f"waited over {msg.max_wait_s:.0f} s for {what}")
-    end = ItemEnd(succeeded=False, item=msg.item, error=error, attempt_spent=False)
-    batch = cache.batch(deps, msg.batch_id)
-    last = batch.shard_share(ref.shard) - 1 if batch else None
-    won = deps.items.finish(ref, owner, end, deps.clock.now(), shard_last=last)
-    if won and won.shard_done:
-        finish_if_done(deps, msg.batch_id)
-    return Result(f"failed:{code}", metrics={"failed": 1} if won else {})
+    claims = claims_for(deps, msg, batch, deps.kinds.get(msg.kind))
+    return claims.give_up(owner, ItemError(code, f"waited over {msg.max_wait_s:.0f} s for {what}"))
