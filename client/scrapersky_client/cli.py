@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,16 @@ def items_table(items: list[dict[str, Any]]) -> Table:
     return t
 
 
+def _write_lines(rows: Iterator[dict[str, Any]], path: str | None) -> int:
+    """JSON Lines to a file (or standard output), streamed: a big sitemap batch never sits in memory."""
+    n = 0
+    with open(path, "w", encoding="utf-8") if path else contextlib.nullcontext(sys.stdout) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scrapersky", description="ScraperSky command-line client")
     ap.add_argument("--url", help="API base URL (env SCRAPERSKY_URL, default http://127.0.0.1:3000)")
@@ -119,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     it.add_argument("batch_id")
     it.add_argument("--status")
     it.add_argument("--json", action="store_true")
+    u = sub.add_parser("urls", help="the URLs a sitemap batch discovered, as JSON Lines")
+    u.add_argument("batch_id")
+    u.add_argument("--item", help="only the URLs of this item")
+    u.add_argument("-o", "--output", help="write to this file instead of standard output")
     args = ap.parse_args(argv)
     client = Client(args.url, args.key)
     try:
@@ -137,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "watch":
             final = watch(client, args.batch_id, args.timeout)
             out.print(summary_table(final))
+        elif args.cmd == "urls":
+            n = _write_lines(client.urls(args.batch_id, args.item), args.output)
+            console.print(f"{n} URLs")
         elif args.cmd == "items":
             rows = list(client.items(args.batch_id, args.status))
             if args.json:

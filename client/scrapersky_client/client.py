@@ -95,6 +95,17 @@ class Client:
             if not cursor:
                 return
 
+    def urls(self, batch_id: str, item: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """The URLs a sitemap batch discovered, page by page (GET /batches/{id}/urls)."""
+        cursor = None
+        while True:
+            params = {"item": item, "limit": page_size, "cursor": cursor}
+            page = self._call("GET", f"/batches/{batch_id}/urls", params=params)
+            yield from page["urls"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
     def wait(
         self,
         batch_id: str,
