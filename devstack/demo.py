@@ -1,8 +1,10 @@
 """`make demo`: the main job end to end on the local stack.
 
-Starts the local stack, a small demo site and three real forward proxies (proxy.py, basic auth) on
-loopback, registers the proxies, submits ~50 pages with the client, shows a live progress bar until
-the batch ends, prints a summary table, and stops what it started.
+Starts the local stack, a small demo site, a site publishing sitemaps and three real forward proxies
+(proxy.py, basic auth) on loopback, registers the proxies, submits ~50 pages with the client, shows a live
+progress bar until the batch ends and a summary table; then a sitemap batch discovers every URL the second
+site publishes (robots.txt, an index three levels deep, gzip, feeds, and hostile documents), with its progress,
+its per-document outcome and the URLs found; and stops what it started.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from scrapersky_client.client import Client
 
 from devstack.proxies import start_proxies
 from devstack.site import Site
+from devstack.sitemap_site import SitemapSite
 from devstack.stack import LocalStack, log
 
 
@@ -58,8 +61,30 @@ def main() -> int:
         out.print(
             f"proxies: {[(p['endpoint'], p['succeeded'], p['rate_limited']) for p in admin.proxies()['proxies']]}"
         )
-        out.print(f"demo finished in {time.monotonic() - started:.1f}s (site rejected {site.stats.rejected} requests)")
+        out.print(
+            f"page batch finished in {time.monotonic() - started:.1f}s (site rejected {site.stats.rejected} requests)"
+        )
+        sitemap_demo(client, stack.enter_context(SitemapSite()))
     return 0
+
+
+def sitemap_demo(client: Client, site: SitemapSite) -> None:
+    """A sitemap batch: one item (the site), one unit of work per document, every URL the site publishes."""
+    started = time.monotonic()
+    created = client.submit([f"{site.base_url}/"], kind="sitemap")
+    log(f"sitemap batch {created['batch_id']}: discovering {site.base_url}/")
+    final = watch(client, created["batch_id"], timeout=600)
+    out.print(summary_table(final))
+    [item] = list(client.items(created["batch_id"]))
+    result = item["result"] or {}
+    counts = {k: result.get(k) for k in ("urls_found", "duplicates", "documents_ok", "documents_failed")}
+    out.print(f"sitemap item: {counts}")
+    for doc in result.get("sitemaps", []):
+        error = doc["error"]["code"] if doc.get("error") else "ok"
+        out.print(f"  {doc['type'] or '-':8} {doc['urls']:>3} URLs  {error:20} {doc['url']}")
+    urls = list(client.urls(created["batch_id"]))
+    out.print(f"{len(urls)} URLs discovered, e.g. {[u['url'] for u in urls[:3]]}")
+    out.print(f"sitemap batch finished in {time.monotonic() - started:.1f}s; `scrapersky urls <batch_id>` lists them")
 
 
 if __name__ == "__main__":
