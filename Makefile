@@ -14,7 +14,7 @@ SAM_ENV := PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0
 export PYTHONPATH := $(CURDIR)/layers/scrapersky:$(CURDIR)/client:$(CURDIR)
 PYTEST_ARGS ?=
 
-.PHONY: help venv build validate lint typecheck test test-unit test-integration test-e2e local demo bench deploy clean
+.PHONY: help venv build validate lint typecheck test test-unit test-integration test-e2e local demo bench chaos deploy clean
 
 help:
 	@echo "make demo     - run a batch end to end on the docker-less local stack (main job)"
@@ -22,6 +22,7 @@ help:
 	@echo "make local    - run the local stack in the foreground (API on http://127.0.0.1:3000)"
 	@echo "make build    - sam build;  make validate - sam validate --lint;  make deploy - sam deploy --guided"
 	@echo "make bench    - benchmarks (not tests): vs Scrapy on a rate-limiting site, leasing, create latency"
+	@echo "make chaos    - a 2,000-item batch while workers are killed, 5% of AWS calls fail, messages are duplicated"
 
 $(VENV)/.installed: requirements-dev.txt layers/scrapersky/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +83,10 @@ bench: venv build .venv-bench/.installed
 	$(BIN)/python -m bench.rate_limits --proxies 4 --rate 2 --pages 200
 	$(BIN)/python -m bench.leases --workers 20 --proxies 20
 	$(BIN)/python -m bench.create_latency --items 10000 --runs 3
+
+# a run that prints figures, not a test (its short version, tests/e2e/test_chaos.py, is in `make test`)
+chaos: venv build
+	$(BIN)/python -m bench.chaos --items 2000 --kills 5 --fault-rate 0.05
 
 deploy: build
 	$(SAM_ENV) $(SAM) deploy --guided

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,9 @@ class LocalStack:
     admin_key: str = os.environ.get("SCRAPERSKY_ADMIN_KEY", "local-admin-key")
     ministack_port: int = int(os.environ.get("SCRAPERSKY_MINISTACK_PORT", "0"))
     worker_concurrency: int = int(os.environ.get("SCRAPERSKY_WORKER_CONCURRENCY", "4"))
+    # environment for the Lambda handlers (ministack's processes pass theirs on), e.g. SCRAPERSKY_FAULTS for a chaos run
+    handler_env: dict[str, str] = field(default_factory=dict)
+    state_dir: Path = STATE_DIR  # ministack.log and state.json (the CLI's view of the stack)
 
     def __post_init__(self) -> None:
         self.ministack_port = self.ministack_port or free_port()
@@ -88,8 +91,8 @@ class LocalStack:
         upstream = f"{self.endpoint}/restapis/{self.outputs['ApiId']}/v1/_user_request_"
         self.gateway = Gateway(upstream, self.api_host, self.api_port).start()
         self._wait_api()
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        (STATE_DIR / "state.json").write_text(
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "state.json").write_text(
             json.dumps(
                 {
                     "api_url": self.api_url,
@@ -119,6 +122,25 @@ class LocalStack:
         self.proc = None
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
+    def handler_pids(self, function: str) -> list[int]:
+        """The processes ministack runs a function's handlers in (its warm workers): those of this stack whose
+        AWS_LAMBDA_FUNCTION_NAME contains `function` (a logical id such as "WorkerFunction")."""
+        if self.proc is None:
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) != self.proc.pid:
+                    continue
+                env = (entry / "environ").read_bytes().split(b"\0")
+                names = [v for v in env if v.startswith(b"AWS_LAMBDA_FUNCTION_NAME=")]
+                if names and function.encode() in names[0]:
+                    pids.append(int(entry.name))
+        return pids
+
     def __enter__(self) -> LocalStack:
         try:
             return self.start()
@@ -145,17 +167,18 @@ class LocalStack:
                 "LAMBDA_WARM_TTL_SECONDS": "600",
                 # handlers inherit this environment: no X-Ray daemon here, so do not trace locally
                 "POWERTOOLS_TRACE_DISABLED": "true",
+                **self.handler_env,
             }
         )
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        logfile = open(STATE_DIR / "ministack.log", "w")  # noqa: SIM115 - lives as long as the process
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        logfile = open(self.state_dir / "ministack.log", "w")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [str(MINISTACK)], env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmpdir
         )
         end = time.time() + 60
         while time.time() < end:
             if self.proc.poll() is not None:
-                raise SystemExit(f"ministack exited early; see {STATE_DIR / 'ministack.log'}")
+                raise SystemExit(f"ministack exited early; see {self.state_dir / 'ministack.log'}")
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{self.endpoint}/_ministack/health", timeout=1).ok:
                     log(f"ministack up on {self.endpoint}")

@@ -36,11 +36,30 @@ def test_every_sqs_consumer_reports_partial_batch_failures():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_queue_visibility_is_at_least_six_times_the_consumer_timeout():
+HEARTBEAT_MISSES = 3  # k: beats that may be late or fail (a throttled call retried for seconds) before one lapses
+
+
+def test_queue_visibility_covers_the_consumer_timeout_or_its_heartbeat():
+    """Rule 4, in two forms. A consumer without a heartbeat: visibility >= 6 x its timeout (AWS's advice for an
+    event source mapping), so a message is never redelivered while an invocation may still work on it. The
+    worker has a heartbeat instead (scrapersky/heartbeat.py): its queue's visibility is short, so a dead worker's
+    messages come back within it rather than after a timeout sized for the longest fetch, and it must be at
+    least k x the heartbeat interval, and the value each beat sets, so that k beats can be missed before a record
+    in flight reappears. That every record in flight is extended until done or deferred (and that a deferral's
+    own visibility wins over a late beat) is tested in tests/unit/test_heartbeat.py."""
+    beating = set()
     for fn, _ev, props in sqs_events():
         timeout = FUNCTIONS[fn]["Properties"].get("Timeout", GLOBAL_TIMEOUT)
         visibility = R[queue_of(props["Queue"])]["Properties"]["VisibilityTimeout"]
-        assert visibility >= 6 * timeout, (fn, visibility, timeout)
+        env = (FUNCTIONS[fn]["Properties"].get("Environment") or {}).get("Variables") or {}
+        if "WORK_HEARTBEAT_S" not in env:
+            assert visibility >= 6 * timeout, (fn, visibility, timeout)
+            continue
+        beating.add((fn, queue_of(props["Queue"])))
+        assert int(env["WORK_VISIBILITY_S"]) == visibility, "each beat sets the queue's own visibility"
+        assert visibility >= HEARTBEAT_MISSES * float(env["WORK_HEARTBEAT_S"]), (fn, visibility, env)
+        assert visibility <= 60, "a short visibility: a dead worker's messages come back within a minute"
+    assert beating == {("WorkerFunction", "WorkQueue")}  # the fan-out queue keeps visibility >= 6 x timeout
 
 
 def test_work_queues_have_dlqs_that_are_consumed():

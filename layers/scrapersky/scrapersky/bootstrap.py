@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from scrapersky import faults
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
@@ -35,8 +36,11 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     ddb = session.client("dynamodb", config=_AWS_CONFIG)
     sqs = session.client("sqs", config=_AWS_CONFIG)
     counter = CallCounter()
+    injector = faults.from_env()  # only a local chaos run sets SCRAPERSKY_FAULTS; never the deployed template
     for client in (ddb, sqs):
         client.meta.events.register("before-call.*.*", counter)
+        if injector is not None:
+            injector.register(client)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
     hosts = DynamoHostBook(settings.proxies_table, ddb)
     return Deps(

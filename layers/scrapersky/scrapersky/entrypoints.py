@@ -6,8 +6,10 @@ Each functions/<name>/app.py imports the one it serves, so handlers stay a line 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -24,6 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from scrapersky import bootstrap
 from scrapersky.api.resolver import make_resolver
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+from scrapersky.heartbeat import Heartbeat, HeartbeatQueue
 from scrapersky.models import FanoutMessage, WorkMessage
 from scrapersky.observability import logger, metrics, tracer
 from scrapersky.services import admin, dead_letters, fanout, maintenance, sweeper, worker
@@ -136,6 +139,7 @@ admin_handler = http_handler(admin_router)
 def _sqs_handler(
     record_handler_factory: Callable[[Deps], Callable[[SQSRecord], Any]],
     deps_factory: Callable[[], Deps] = bootstrap.deps,
+    heartbeat: bool = False,
 ) -> Handler:
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -146,9 +150,10 @@ def _sqs_handler(
         deps = deps_factory()
         calls_before = deps.api_calls.count
         conflicts_before, leases_before = _pool_stat(deps, "conflicts"), _pool_stat(deps, "leases")
-        response = process_partial_response(
-            event=event, record_handler=record_handler_factory(deps), processor=processor, context=context
-        )
+        with _heartbeat(deps, event, context, heartbeat) as deps:
+            response = process_partial_response(
+                event=event, record_handler=record_handler_factory(deps), processor=processor, context=context
+            )
         metrics.add_metric(name="AwsApiCalls", unit=MetricUnit.Count, value=deps.api_calls.count - calls_before)
         metrics.add_metric(
             name="LeaseConflicts", unit=MetricUnit.Count, value=_pool_stat(deps, "conflicts") - conflicts_before
@@ -158,6 +163,27 @@ def _sqs_handler(
         return dict(response)
 
     return handler
+
+
+@contextmanager
+def _heartbeat(deps: Deps, event: dict[str, Any], context: LambdaContext, on: bool) -> Iterator[Deps]:
+    """The work queue's records stay hidden while the invocation works on them (see scrapersky.heartbeat): the
+    use cases see the queue through the heartbeat, so a deferral's visibility change ends that record's beats."""
+    if not on:
+        yield deps
+        return
+    remaining = context.get_remaining_time_in_millis() if context else None
+    beat = Heartbeat.from_env(deps.queue, remaining)
+    beat.start(r.get("receiptHandle", "") for r in event.get("Records", []))
+    try:
+        yield dataclasses.replace(deps, queue=HeartbeatQueue(deps.queue, beat))
+    finally:
+        beat.stop()
+
+
+def _release(deps: Deps, record: SQSRecord) -> None:
+    if isinstance(deps.queue, HeartbeatQueue):
+        deps.queue.heartbeat.release(record.receipt_handle)
 
 
 def _pool_stat(deps: Deps, name: str) -> int:
@@ -181,6 +207,9 @@ def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
             # the host goes to the log (the dashboard counts 429s per host from it), never to a metric dimension:
             # tenants choose hosts, so their number (and the metrics bill) would have no bound
             logger.info("item deferred", extra={"seconds": round(d.seconds, 2), "reason": d.reason, "host": d.host})
+            raise  # its visibility was set through the heartbeat, which beats for it no more
+        except Exception:
+            _release(deps, record)  # it comes back for a retry within the short visibility timeout
             raise
         _emit(result.metrics)
         logger.info("item processed", extra={"outcome": result.outcome})
@@ -225,7 +254,7 @@ def _dead_letter_records(deps: Deps) -> Callable[[SQSRecord], Any]:
     return on_record
 
 
-worker_handler = _sqs_handler(_work_records)
+worker_handler = _sqs_handler(_work_records, heartbeat=True)
 fanout_handler = _sqs_handler(_fanout_records)
 dead_letter_handler = _sqs_handler(_dead_letter_records)
 
