@@ -41,6 +41,12 @@ class Settings(BaseModel):
     items_per_minute_estimate: float = Field(default=120.0, gt=0)
     retention_days: float = Field(default=30, gt=0)  # the template's RetentionDays: batches, items, results
 
+    def hold_s(self, timeout_s: float) -> float:
+        """How long a delivery holds its claim and its proxy lease for a fetch of `timeout_s`: the slot wait, a
+        proxy check, the fetch's total deadline and time to record it. A killed worker's item and proxy are free
+        again that soon (never later than lease_seconds)."""
+        return min(self.lease_seconds, timeout_s + self.pacing_max_wait_s + self.connect_timeout_s + 10.0)
+
     @property
     def retention_s(self) -> float:
         return self.retention_days * 86_400

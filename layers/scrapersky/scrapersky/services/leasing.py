@@ -28,10 +28,11 @@ class LeasedRun:
         return self.processed.outcome
 
 
-def lease(deps: Deps, host: str, owner: str, avoid: str | None = None) -> Lease:
+def lease(deps: Deps, host: str, owner: str, avoid: str | None = None, hold_s: float | None = None) -> Lease:
     """A proxy whose slot for the host opens within the in-process wait. Raises NoProxyAvailable(retry_at)."""
     s = deps.settings
-    return deps.pool.lease(host, owner, deps.clock.now(), s.lease_seconds, avoid=avoid, max_wait_s=s.pacing_max_wait_s)
+    held_for = hold_s or s.lease_seconds
+    return deps.pool.lease(host, owner, deps.clock.now(), held_for, avoid=avoid, max_wait_s=s.pacing_max_wait_s)
 
 
 def hand_back(deps: Deps, held: Lease) -> None:

@@ -86,7 +86,8 @@ class _Delivery:
 
     def run(self, cache: InvocationCache, rng: random.Random) -> Result:
         try:
-            self.held = leasing.lease(self.deps, self.unit.host, self.owner)
+            hold = self.deps.settings.hold_s(self.unit.timeout_s)
+            self.held = leasing.lease(self.deps, self.unit.host, self.owner, hold_s=hold)
         except NoProxyAvailable as e:
             # Come back exactly when a proxy can take the host, in line behind the items already waiting for it.
             return self._wait_in_line(e.retry_at)
@@ -110,7 +111,7 @@ class _Delivery:
             self.held = None
             deps.pool.release(held, deps.clock.now(), Release.FAILED, proxy_fault=True)
             return Result("proxy_failed_check", retry_in_s=1.0, metrics={"deferred": 1}, waiting_for="no_proxy")
-        claim = self.claims.claim(self.owner, self.started + deps.settings.lease_seconds, self.started)
+        claim = self.claims.claim(self.owner, self.started + deps.settings.hold_s(self.unit.timeout_s), self.started)
         if isinstance(claim, ClaimRefused):
             return self.claims.refused(claim, self.started, "duplicate_delivery")
         if claim.last_proxy == held.proxy_id and claim.attempts > 0:
@@ -156,7 +157,8 @@ class _Delivery:
         held = self.held
         assert held is not None
         try:
-            other = leasing.lease(self.deps, self.unit.host, self.owner + ":alt", avoid=held.proxy_id)
+            hold = self.deps.settings.hold_s(self.unit.timeout_s)
+            other = leasing.lease(self.deps, self.unit.host, self.owner + ":alt", avoid=held.proxy_id, hold_s=hold)
         except NoProxyAvailable:
             return
         if other.proxy_id == held.proxy_id:
