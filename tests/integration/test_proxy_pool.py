@@ -188,7 +188,7 @@ def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(o
     host = "end.example"
     theirs = other.lease(host, "w2", NOW - 1.0, 30, avoid="p_a")  # books its next slot at NOW
     assert theirs.proxy_id == "p_b"
-    one_proxy._proxies(NOW - 0.99, refresh=True)  # my snapshot: p_b leased
+    one_proxy.snapshot.proxies(NOW - 0.99, refresh=True)  # my snapshot: p_b leased
     other.release(theirs, NOW - 0.95, Release.SUCCESS)  # ...and released right after
     mine = one_proxy.lease(host, "w1", NOW - 0.5, 30)
     assert mine.proxy_id == "p_a"
