@@ -161,7 +161,7 @@ class DynamoProxyPool(ProxyPool):
         """Free proxies whose slot for the host opens within max_wait_s, as this container's snapshot sees them."""
         return [
             p
-            for p in self.snapshot.proxies(now, refresh)
+            for p in self.snapshot.proxies(now, refresh, host)
             if available(p) and leased_until(p) < now and self.snapshot.open_at(p, host, now) <= now + max_wait_s
         ]
 

@@ -13,6 +13,7 @@ from scrapersky.domain.pacing import HostPace, PacingPolicy
 from scrapersky.models import ProxyState
 
 SNAPSHOT_TTL_S = 2.0
+IDS_TTL_S = 30.0  # the list of proxies changes only when one is added or deleted: read it this often
 NEVER = -1e18
 
 
@@ -36,26 +37,32 @@ class PoolSnapshot:
         self.paces = PaceRows(table_name, client, pacing)
         self.rows: list[dict[str, Any]] = []
         self.at = NEVER
+        self.ids: list[str] = []
+        self.ids_at = NEVER
         self.views: dict[str, HostView] = {}  # per host leased for since the proxy rows were read
         self.seen: dict[str, float] = {}  # when this container last saw a proxy's true state
 
     def invalidate(self) -> None:
         """The next look reads the pool again."""
-        self.at = NEVER
+        self.at = self.ids_at = NEVER
         self.views.clear()
 
-    def proxies(self, now: float, refresh: bool = False) -> list[dict[str, Any]]:
-        """The proxy rows, read by key from the list of proxies."""
+    def proxies(self, now: float, refresh: bool = False, host: str | None = None) -> list[dict[str, Any]]:
+        """The proxy rows, read by key from the list of proxies; with `host`, its view comes in the same read."""
         if refresh or now - self.at > SNAPSHOT_TTL_S:
-            rows = batch_get(self.ddb, self.table, proxy_ids(self.ddb, self.table))
-            self.rows = [r for r in rows.values() if is_proxy(r)]
+            if refresh or now - self.ids_at > IDS_TTL_S:
+                self.ids, self.ids_at = proxy_ids(self.ddb, self.table), now
+            got = batch_get(self.ddb, self.table, self.ids + (self.paces.keys(host, self.ids) if host else []))
+            self.rows = [got[i] for i in self.ids if i in got and is_proxy(got[i])]
             self.views.clear()
+            if host is not None:
+                self.views[host] = self.paces.view_of(host, [pid(p) for p in self.rows if available(p)], got, now)
             self.at = now
         return self.rows
 
     def view(self, host: str, now: float) -> HostView:
         """The host's row and the usable proxies' pacing rows for it (one BatchGetItem per 99 proxies)."""
-        proxies = self.proxies(now)
+        proxies = self.proxies(now, host=host)
         view = self.views.get(host)
         if view is None:
             view = self.views[host] = self.paces.view(host, [pid(p) for p in proxies if available(p)], now)

@@ -79,11 +79,19 @@ class PaceRows:
         self.ddb = client
         self.pacing = pacing or PacingPolicy()
 
-    def view(self, host: str, proxy_ids: list[str], now: float) -> HostView:
-        """The host's row and its pacing rows for these proxies, in one BatchGetItem per 99 proxies."""
-        got = batch_get(self.ddb, self.table, [host_row_id(host), *(pace_id(p, host) for p in proxy_ids)])
+    @staticmethod
+    def keys(host: str, proxy_ids: list[str]) -> list[str]:
+        """The rows a view of the host reads: the host's and its pacing rows for these proxies."""
+        return [host_row_id(host), *(pace_id(p, host) for p in proxy_ids)]
+
+    @staticmethod
+    def view_of(host: str, proxy_ids: list[str], got: dict[str, dict[str, Any]], now: float) -> HostView:
         rows = {p: got[pace_id(p, host)] for p in proxy_ids if pace_id(p, host) in got}
         return HostView(now, host_record(got.get(host_row_id(host))), rows)
+
+    def view(self, host: str, proxy_ids: list[str], now: float) -> HostView:
+        """The host's row and its pacing rows for these proxies, in one BatchGetItem per 99 proxies."""
+        return self.view_of(host, proxy_ids, batch_get(self.ddb, self.table, self.keys(host, proxy_ids)), now)
 
     def _expiry(self, now: float, next_at: float) -> int:
         return int(self.pacing.forget_at(now, next_at)) + 1
