@@ -50,15 +50,18 @@ class PoolSnapshot:
     def proxies(self, now: float, refresh: bool = False, host: str | None = None) -> list[dict[str, Any]]:
         """The proxy rows, read by key from the list of proxies; with `host`, its view comes in the same read."""
         if refresh or now - self.at > SNAPSHOT_TTL_S:
-            if refresh or now - self.ids_at > IDS_TTL_S:
-                self.ids, self.ids_at = proxy_ids(self.ddb, self.table), now
-            got = batch_get(self.ddb, self.table, self.ids + (self.paces.keys(host, self.ids) if host else []))
-            self.rows = [got[i] for i in self.ids if i in got and is_proxy(got[i])]
-            self.views.clear()
-            if host is not None:
-                self.views[host] = self.paces.view_of(host, [pid(p) for p in self.rows if available(p)], got, now)
-            self.at = now
+            self._read(now, refresh, host)
         return self.rows
+
+    def _read(self, now: float, refresh: bool, host: str | None) -> None:
+        if refresh or now - self.ids_at > IDS_TTL_S:
+            self.ids, self.ids_at = proxy_ids(self.ddb, self.table), now
+        got = batch_get(self.ddb, self.table, self.ids + (self.paces.keys(host, self.ids) if host else []))
+        self.rows = [got[i] for i in self.ids if i in got and is_proxy(got[i])]
+        self.views.clear()
+        if host is not None:
+            self.views[host] = self.paces.view_of(host, [pid(p) for p in self.rows if available(p)], got, now)
+        self.at = now
 
     def view(self, host: str, now: float) -> HostView:
         """The host's row and the usable proxies' pacing rows for it (one BatchGetItem per 99 proxies)."""
