@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from moto import mock_aws
+from scrapersky.adapters.ddb import ser_item
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+from scrapersky.adapters.proxy_rows import new_proxy_row
 from scrapersky.errors import NoProxyAvailable
 from scrapersky.models import ProxyState
 from scrapersky.ports import Release
@@ -188,7 +191,7 @@ def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(o
     host = "end.example"
     theirs = other.lease(host, "w2", NOW - 1.0, 30, avoid="p_a")  # books its next slot at NOW
     assert theirs.proxy_id == "p_b"
-    one_proxy._proxies(NOW - 0.99, refresh=True)  # my snapshot: p_b leased
+    one_proxy.snapshot.proxies(NOW - 0.99, refresh=True)  # my snapshot: p_b leased
     other.release(theirs, NOW - 0.95, Release.SUCCESS)  # ...and released right after
     mine = one_proxy.lease(host, "w1", NOW - 0.5, 30)
     assert mine.proxy_id == "p_a"
@@ -238,3 +241,168 @@ def test_capacity_sums_the_usable_proxies_paces_for_the_host(one_proxy, book):
         lease = one_proxy.lease("other.example", f"w{i}", NOW + 1 + i, 30, avoid="p_b")
         one_proxy.release(lease, NOW + 1 + i, Release.FAILED, proxy_fault=True)
     assert one_proxy.capacity("known.example", NOW + 4) == pytest.approx(4.0 * 0.97)  # p_a quarantined
+
+
+# ---- per-(proxy, host) state is bounded ------------------------------------------------------------------------
+class Meter:
+    """Counts what a client's DynamoDB calls cost: calls, bytes sent and returned, the capacity DynamoDB reports
+    (ReturnConsumedCapacity=TOTAL on every call that takes it) and every key a read asked for."""
+
+    TAKES_CAPACITY = {"GetItem", "BatchGetItem", "UpdateItem", "PutItem", "DeleteItem", "Query", "Scan"}
+
+    def __init__(self, client) -> None:
+        self.calls: list[str] = []
+        self.keys: list[str] = []
+        self.sent = self.received = 0
+        self.capacity = 0.0
+        client.meta.events.register("provide-client-params.dynamodb.*", self._params)
+        client.meta.events.register("before-send.dynamodb.*", self._sent)
+        client.meta.events.register("after-call.dynamodb.*", self._received)
+
+    def _params(self, params, model, **_) -> None:
+        if model.name in self.TAKES_CAPACITY:
+            params["ReturnConsumedCapacity"] = "TOTAL"
+        self.calls.append(model.name)
+        asked = params.get("RequestItems", {}).values() if model.name == "BatchGetItem" else []
+        keys = [params.get("Key")] + [k for t in asked for k in t["Keys"]]
+        self.keys += [k["proxy_id"]["S"] for k in keys if k]
+
+    def _sent(self, request, **_) -> None:
+        self.sent += len(request.body or b"")
+
+    def _received(self, http_response, parsed, **_) -> None:
+        self.received += len(http_response.content or b"")
+        used = parsed.get("ConsumedCapacity") or []
+        self.capacity += sum(c.get("CapacityUnits", 0) for c in ([used] if isinstance(used, dict) else used))
+
+    def reset(self) -> None:
+        self.calls, self.keys, self.sent, self.received, self.capacity = [], [], 0, 0, 0.0
+
+
+def _learn_hosts(ddb, proxy_id: str, hosts: range) -> None:
+    """Pacing state for many hosts on one proxy, as releases leave it (written in batches: the test's own setup)."""
+    rows = [
+        {
+            "proxy_id": {"S": f"ph#{proxy_id}#h{i:07d}.example"},
+            **{k: {"N": v} for k, v in (("n", "1900000000.5"), ("r", "2.25"), ("c", "1.9"), ("a", "0.031"))},
+            **{"fence": {"N": "7"}, "lease_until": {"N": "0"}, "expires_at": {"N": "1900021600"}},
+        }
+        for i in hosts
+    ]
+    for i in range(0, len(rows), 25):
+        ddb.batch_write_item(RequestItems={"proxies": [{"PutRequest": {"Item": r}} for r in rows[i : i + 25]]})
+
+
+def _one_lease_from_a_cold_container(ddb, meter: Meter, host: str, t: float) -> tuple[Meter, int]:
+    pool = DynamoProxyPool("proxies", ddb)  # a cold container: it reads its snapshot first
+    meter.reset()
+    lease = pool.lease(host, "w1", t, 30, avoid="p_b")  # the proxy with the hosts
+    pool.release(lease, t + 0.01, Release.SUCCESS)
+    record = ddb.get_item(TableName="proxies", Key={"proxy_id": {"S": "p_a"}})["Item"]
+    return meter, len(json.dumps(record))
+
+
+def test_a_lease_costs_the_same_on_a_proxy_that_has_seen_ten_thousand_hosts_as_on_one_that_has_seen_ten(one_proxy):
+    ddb = one_proxy.ddb
+    one_proxy.add("p_b", "http://u:p@127.0.0.1:10", "http://u***@127.0.0.1:10", {}, NOW)
+    for proxy in ("p_a", "p_b"):  # both records as used proxies' are (counters, times), the list of proxies built
+        warm = one_proxy.lease("warm.example", "w0", NOW - 10, 30, avoid="p_b" if proxy == "p_a" else "p_a")
+        one_proxy.release(warm, NOW - 9.99, Release.SUCCESS)
+    meter = Meter(ddb)
+    _learn_hosts(ddb, "p_a", range(10))
+    few, few_size = _one_lease_from_a_cold_container(ddb, meter, "h9000001.example", NOW)
+    cost_few = (list(few.calls), few.sent, few.received, few.capacity, sorted(few.keys))
+    _learn_hosts(ddb, "p_a", range(10, 10_000))
+    many, many_size = _one_lease_from_a_cold_container(ddb, meter, "h9000002.example", NOW + 5)
+    cost_many = (list(many.calls), many.sent, many.received, many.capacity, sorted(many.keys))
+
+    assert cost_many[0] == cost_few[0] and "Scan" not in cost_many[0]  # the same calls, and never a scan
+    assert cost_many[3] == cost_few[3]  # the same capacity reported
+    assert abs(cost_many[1] - cost_few[1]) < 40 and abs(cost_many[2] - cost_few[2]) < 40  # bytes: digits differ
+    # every key read is the list of proxies, a proxy, or this host's row and pacing rows: no other host's state
+    assert all(k == "index#proxies" or k.startswith("p_") or k.endswith("#h9000002.example") for k in many.keys)
+    assert many_size == few_size < 1024  # the proxy record does not grow with its hosts: one write unit (1 KB)
+    # and a host it has learnt of still starts from what it learnt
+    learnt = DynamoProxyPool("proxies", ddb).lease("h0004321.example", "w2", NOW + 10, 30, avoid="p_b")
+    assert learnt.proxy_id == "p_a" and learnt.pace is not None and learnt.pace.rate == 2.25
+
+
+def test_pacing_rows_carry_the_ttl_and_outlive_their_cooldown(one_proxy, ddb):
+    ttl = load_template((ROOT / "template.yaml").read_text())["Resources"]["ProxiesTable"]["Properties"]
+    assert ttl["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    keep = one_proxy.pacing.keep_s
+    used = one_proxy.lease("used.example", "w1", NOW, 30)
+    one_proxy.release(used, NOW + 0.01, Release.SUCCESS)
+    refused = one_proxy.lease("strict.example", "w1", NOW + 1, 30)
+    one_proxy.release(refused, NOW + 1.01, Release.RATE_LIMITED, 86_400.0)  # Retry-After: a day
+
+    def row(host: str) -> dict:
+        return ddb.get_item(TableName="proxies", Key={"proxy_id": {"S": f"ph#p_a#{host}"}})["Item"]
+
+    assert float(row("used.example")["expires_at"]["N"]) == pytest.approx(NOW + 0.01 + 1 / 1.5 + keep, abs=2)
+    until = float(row("strict.example")["n"]["N"])
+    assert until == pytest.approx(NOW + 1.01 + 86_400, abs=1e-3)
+    assert float(row("strict.example")["expires_at"]["N"]) >= until + keep  # the cooldown outlives its row's use
+
+
+def test_a_cooldown_for_one_host_is_honoured_while_another_host_leases_the_same_proxy_freely(one_proxy):
+    refused = one_proxy.lease("a.example", "w1", NOW, 30)
+    one_proxy.release(refused, NOW + 0.01, Release.RATE_LIMITED, 30.0)
+    other = DynamoProxyPool("proxies", one_proxy.ddb)  # another container, its own snapshot
+    t = NOW + 0.1
+    for i in range(5):  # host B: one request after another through the same proxy, at B's own pace
+        lease = other.lease("b.example", f"w{i}", t, 30, max_wait_s=2.0)
+        assert lease.proxy_id == "p_a"
+        t = lease.start_at + 0.01
+        other.release(lease, t, Release.SUCCESS)
+        with pytest.raises(NoProxyAvailable) as waiting:  # ...while host A still waits out its Retry-After
+            other.lease("a.example", f"v{i}", t, 30, max_wait_s=2.0)
+        assert waiting.value.retry_at == pytest.approx(NOW + 30.01, abs=1e-3)
+    [rec] = other.list_all(t)
+    assert rec.cooldowns == {"a.example": pytest.approx(NOW + 30.01)} and rec.succeeded == 5
+
+
+def test_a_stale_view_never_starts_a_request_inside_a_slot_another_container_booked(one_proxy, book):
+    host = "shared.example"
+    first = one_proxy.lease(host, "x", NOW, 30)
+    one_proxy.release(first, NOW + 0.004, Release.SUCCESS)  # my view: the slot opens at NOW + 1/1.5
+    other = DynamoProxyPool("proxies", one_proxy.ddb)
+    theirs = other.lease(host, "y", NOW + 0.7, 30)
+    other.release(theirs, NOW + 0.704, Release.SUCCESS)
+    true_slot = book.hosts()[host].proxies["p_a"].next_at
+    assert true_slot > NOW + 0.8
+    with pytest.raises(NoProxyAvailable) as refused:  # my view says "open now": the booking says otherwise
+        one_proxy.lease(host, "x", NOW + 0.8, 30)
+    assert refused.value.retry_at == pytest.approx(true_slot, abs=1e-3)
+    assert one_proxy.stats["conflicts"] == 1
+    [rec] = one_proxy.list_all(NOW + 0.8)
+    assert rec.lease_until == 0  # the proxy went back at once
+    theirs = other.lease(host, "y", true_slot, 30)  # my view is stale again...
+    other.release(theirs, true_slot + 0.004, Release.SUCCESS)
+    true_slot = book.hosts()[host].proxies["p_a"].next_at
+    mine = one_proxy.lease(host, "x", true_slot - 0.2, 30, max_wait_s=1.0)  # ...so my lease waits for the true slot
+    assert mine.start_at == pytest.approx(true_slot, abs=1e-6) and one_proxy.stats["conflicts"] == 1  # no conflict
+
+
+def test_a_second_release_of_the_same_lease_changes_no_pace(one_proxy, book):
+    lease = one_proxy.lease("twice.example", "w1", NOW, 30)
+    one_proxy.release(lease, NOW + 0.01, Release.SUCCESS)
+    before = book.hosts()["twice.example"].proxies["p_a"]
+    one_proxy.release(lease, NOW + 5, Release.RATE_LIMITED, 60.0)
+    assert book.hosts()["twice.example"].proxies["p_a"] == before
+    [rec] = one_proxy.list_all(NOW + 6)
+    assert rec.succeeded == 1 and rec.rate_limited == 0 and rec.cooldowns == {}
+
+
+def test_proxies_written_before_the_pacing_rows_are_found_and_lose_their_per_host_attributes(ddb):
+    legacy = {"n#old.example": 1.0, "r#old.example": 2.0, "c#old.example": 1.5, "a#old.example": 0.1}
+    row = {**new_proxy_row("p_old", "http://u:p@127.0.0.1:9", "x", {}, NOW), **legacy}
+    ddb.put_item(TableName="proxies", Item=ser_item(row))  # no list of proxies yet: a table from before
+    pool = DynamoProxyPool("proxies", ddb)
+    assert pool.lease("new.example", "w1", NOW, 30).proxy_id == "p_old"
+    pool.list_all(NOW)
+    item = ddb.get_item(TableName="proxies", Key={"proxy_id": {"S": "p_old"}})["Item"]
+    assert not [k for k in item if "#" in k]
+    pool.add("p_new", "http://u:p@127.0.0.1:10", "x", {}, NOW)
+    assert {p.proxy_id for p in DynamoProxyPool("proxies", ddb).list_all(NOW)} == {"p_old", "p_new"}
+    assert DynamoProxyPool("proxies", ddb).lease("new.example", "w2", NOW + 1, 30, avoid="p_old").proxy_id == "p_new"

@@ -152,3 +152,10 @@ def test_a_refusal_slows_down_waits_out_retry_after_and_shares_its_ceiling():
     assert learnt.pace.rate == pytest.approx(1.4) and learnt.pace.ceiling == pytest.approx(1.7)
     assert learnt.next_at == 120.0
     assert learnt.shared_ceiling == learnt.pace.ceiling
+
+
+def test_an_unused_pace_is_forgotten_hours_after_its_last_use_but_never_inside_a_cooldown():
+    assert POLICY.forget_at(100.0, 101.0) == 101.0 + POLICY.keep_s  # the next slot, then the keep
+    assert POLICY.forget_at(100.0, None) == 100.0 + POLICY.keep_s
+    retry_after = 3 * POLICY.keep_s  # a site that said "come back in 18 hours"
+    assert POLICY.forget_at(100.0, 100.0 + retry_after) > 100.0 + retry_after

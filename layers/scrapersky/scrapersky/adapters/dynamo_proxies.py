@@ -1,12 +1,17 @@
-"""ProxyPool on DynamoDB: one record per proxy (never one hot pool item), leased by conditional writes.
+"""ProxyPool on DynamoDB: one small record per proxy (never one hot pool item), leased by conditional writes,
+and one pacing row per (proxy, host), read only for the host being leased (proxy_paces).
 
-A lease sets lease_owner/lease_until, bumps a fencing counter and books the proxy's next pacing slot for
-the host, all in one conditional UpdateItem; release is conditional on owner and fence, so a crashed
-worker's lease simply lapses and a late release cannot undo a newer lease. Since only the lease holder
-writes a proxy's pace, the learnt rates need no further locking.
+A lease claims the proxy row (free and available: lease owner, lease end, fence + 1) and, under that lease,
+books the host's next slot on the proxy's pacing row (why two conditional writes and not a transaction, and
+what each costs: proxy_paces). Release is conditional on owner and fence, so a crashed worker's lease simply
+lapses and a late release cannot undo a newer lease; what the fetch taught goes to the pacing row first,
+while the lease is held.
 
-What the pace is and how a release changes it is domain/pacing's; this adapter reads and writes it (the
-row layout is in proxy_rows; the `host#` rows, read here for the hosts' configuration, in dynamo_hosts).
+Each container leases from its own snapshot: the proxy rows, read by key from the list of proxies every
+SNAPSHOT_TTL_S, and per host it leases for, that host's row and the proxies' pacing rows for it (one
+BatchGetItem) for as long as the snapshot. Nothing on the lease path reads or writes another host's state, so
+a pool that has seen a million hosts costs the same per lease as one that has seen ten. What the pace is and
+how a release changes it is domain/pacing's; the row layout is proxy_rows'.
 """
 
 from __future__ import annotations
@@ -15,23 +20,24 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from scrapersky.adapters.ddb import de_item, is_condition_failure, raise_if_retryable, ser, ser_item
-from scrapersky.adapters.dynamo_hosts import DynamoHostBook, host_records
+from scrapersky.adapters.ddb import de_item, ser_item
+from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.expressions import Update
+from scrapersky.adapters.pool_snapshot import PoolSnapshot, available, leased_until, pid
+from scrapersky.adapters.proxy_paces import Booking, proxy_view
 from scrapersky.adapters.proxy_rows import (
-    HostKeys,
-    booked_hosts,
     delete,
+    host_records,
     is_proxy,
-    learnt_fields,
     learnt_pace,
+    list_proxy,
     new_proxy_row,
-    next_at,
-    proxy_record,
+    pace_rows_by_proxy,
     scan,
+    strip_legacy,
+    unlist_proxy,
     update,
+    update_or_current,
 )
 from scrapersky.domain.pacing import HostPace, Learnt, PacingPolicy
 from scrapersky.errors import LeaseConflict, NoProxyAvailable
@@ -39,44 +45,38 @@ from scrapersky.models import ProxyState
 from scrapersky.ports import Lease, ProxyPool, Release
 from scrapersky.records import HostRecord, ProxyRecord
 
-SNAPSHOT_TTL_S = 2.0
 MAX_CLAIM_TRIES = 4
+MAX_BOOK_TRIES = 2  # a booking refused for a stale view moves once to the true slot, if it opens within the wait
 BEST_FEW = 3
 FRESH_S = 0.5
 BUSY_RETRY_S = 1.0
 MIN_SNAPSHOT_AGE_S = 0.2  # a snapshot this fresh is trusted about leases
 WAIT_WORTH_A_LOOK_S = 0.1  # a wait for a slot this long is worth one key read of a proxy likely free
 LIKELY_RELEASED_S = 0.5  # a lease that started this long ago has most likely been released
-NEVER = -1e18
 COUNTERS = {Release.SUCCESS: "succeeded", Release.FAILED: "failed", Release.RATE_LIMITED: "rate_limited"}
 
 
-def _available(p: dict[str, Any]) -> bool:
-    return p.get("state") == ProxyState.AVAILABLE
-
-
-def _leased_until(p: dict[str, Any]) -> float:
-    return float(p.get("lease_until", 0))
-
-
-def _release_update(lease: Lease, now: float, outcome: Release, learnt: Learnt | None, proxy_fault: bool) -> Update:
-    """Hands the lease back (only if it is still ours: owner and fence) with what the fetch did and taught."""
+def _hand_back(owner: str, fence: int) -> Update:
+    """Hands a lease back, only if it is still ours (owner and fence)."""
     u = Update().set(lease_until=0).remove("lease_owner")
-    u.when("#lease_owner = :me AND #fence = :f", me=lease.owner, f=lease.fence)
+    return u.when("#lease_owner = :me AND #fence = :f", me=owner, f=fence)
+
+
+def _release_update(lease: Lease, now: float, outcome: Release, proxy_fault: bool) -> Update:
+    """Hands the lease back with what the fetch did to the proxy's counters."""
+    u = _hand_back(lease.owner, lease.fence)
     if outcome in COUNTERS:
         u.add(**{COUNTERS[outcome]: 1}).set(last_used_at=now)
     if outcome == Release.SUCCESS:
         u.set(consecutive_errors=0, last_success_at=now)
-    if learnt is not None:  # a failure teaches only when to ask again; a refusal no answer time
-        u.set(**learnt_fields(lease.host, learnt, pace=outcome != Release.FAILED, answer=outcome == Release.SUCCESS))
     if proxy_fault:
         u.add(consecutive_errors=1)
     return u
 
 
 class DynamoProxyPool(ProxyPool):
-    """Each container leases from its own snapshot of the pool (rescanned every SNAPSHOT_TTL_S) and keeps it
-    honest with what its own writes and refusals return. `hosts` is the host book sharing the table: the pool
+    """Each container leases from its own snapshot of the pool (pool_snapshot: read by key every 2 s) and keeps
+    it honest with what its own writes and refusals return. `hosts` is the host book sharing the table: the pool
     shares learnt ceilings through it and drops its snapshot when a host's configuration changes."""
 
     def __init__(
@@ -97,18 +97,17 @@ class DynamoProxyPool(ProxyPool):
         self.rng = rng or random.Random()
         self.hosts = hosts or DynamoHostBook(table_name, client)
         self.hosts.on_change.append(self.invalidate)
-        self._snapshot: list[dict[str, Any]] = []
-        self._snapshot_at = NEVER
-        self._hosts: dict[str, HostRecord] = {}
-        self._seen: dict[str, float] = {}  # when this container last saw a proxy's true state
+        self.snapshot = PoolSnapshot(table_name, client, self.pacing)
+        self.paces = self.snapshot.paces
         self.stats = {"leases": 0, "conflicts": 0}
 
     def invalidate(self) -> None:
-        """The next lease rescans the pool."""
-        self._snapshot_at = NEVER
+        """The next lease reads the pool again."""
+        self.snapshot.invalidate()
 
     # ---- records -----------------------------------------------------------------------------------------
     def add(self, proxy_id: str, url: str, endpoint: str, labels: dict[str, str], now: float) -> None:
+        list_proxy(self.ddb, self.table, proxy_id)
         self.ddb.put_item(
             TableName=self.table,
             Item=ser_item(new_proxy_row(proxy_id, url, endpoint, labels, now)),
@@ -117,38 +116,29 @@ class DynamoProxyPool(ProxyPool):
         self.invalidate()
 
     def delete(self, proxy_id: str) -> bool:
-        return delete(self.ddb, self.table, proxy_id)
+        # Its pacing rows are left to expire (TTL): finding them would take a scan.
+        gone = delete(self.ddb, self.table, proxy_id)
+        unlist_proxy(self.ddb, self.table, proxy_id)
+        self.invalidate()
+        return gone
 
     def list_all(self, now: float) -> list[ProxyRecord]:
-        # A scan of its own: the lease snapshot is left as it is, and the cooldowns are judged against the
-        # hosts' configuration as it is now.
+        # An admin view (and the maintenance's): a scan of its own, of the pacing rows in use (they expire some
+        # hours after their last use); the lease snapshot is left as it is, and the cooldowns are judged
+        # against the hosts' configuration as it is now. Proxy rows from before the pacing rows lose their
+        # per-host attributes here, once.
         rows = scan(self.ddb, self.table)
         hosts = host_records(rows)
-        return [self._record(p, hosts, now) for p in rows if is_proxy(p)]
-
-    def _record(self, p: dict[str, Any], hosts: dict[str, HostRecord], now: float) -> ProxyRecord:
-        def cooling(host: str, until: float) -> bool:
-            return self.pacing.is_cooldown(until, self.pacing.pace_of(learnt_pace(p, host), hosts.get(host)), now)
-
-        return proxy_record(p, {h: until for h, until in booked_hosts(p).items() if cooling(h, until)})
-
-    def _proxies(self, now: float, refresh: bool = False) -> list[dict[str, Any]]:
-        """This container's snapshot of the proxies (and of the hosts' configuration, from the same scan)."""
-        if refresh or now - self._snapshot_at > SNAPSHOT_TTL_S:
-            rows = scan(self.ddb, self.table)
-            self._snapshot = [r for r in rows if is_proxy(r)]
-            self._hosts = host_records(rows)
-            self._snapshot_at = now
-        return self._snapshot
-
-    def _pace_of(self, p: dict[str, Any], host: str) -> HostPace:
-        return self.pacing.pace_of(learnt_pace(p, host), self._hosts.get(host))
-
-    def _open_at(self, p: dict[str, Any], host: str, now: float) -> float:
-        return self.pacing.opens_at(next_at(p, host), now)
+        paces = pace_rows_by_proxy(rows)
+        proxies = [p for p in rows if is_proxy(p)]
+        for p in proxies:
+            strip_legacy(self.ddb, self.table, p)
+        return [proxy_view(p, paces.get(pid(p), {}), hosts, self.pacing, now) for p in proxies]
 
     def capacity(self, host: str, now: float) -> float:
-        return self.pacing.capacity(self._pace_of(p, host) for p in self._proxies(now) if _available(p))
+        return self.pacing.capacity(
+            self.snapshot.pace_of(p, host, now) for p in self.snapshot.proxies(now) if available(p)
+        )
 
     # ---- leasing -----------------------------------------------------------------------------------------
     def lease(
@@ -162,7 +152,7 @@ class DynamoProxyPool(ProxyPool):
                 ready = self._look_again(ready, host, now, lease_s, max_wait_s)
             for p in self._picks(ready, host, now, avoid):
                 try:
-                    return self._claim(p, host, owner, now, lease_s)
+                    return self._claim(p, host, owner, now, lease_s, max_wait_s)
                 except LeaseConflict:
                     self.stats["conflicts"] += 1
         raise self._none_free(host, now)
@@ -171,8 +161,8 @@ class DynamoProxyPool(ProxyPool):
         """Free proxies whose slot for the host opens within max_wait_s, as this container's snapshot sees them."""
         return [
             p
-            for p in self._proxies(now, refresh)
-            if _available(p) and _leased_until(p) < now and self._open_at(p, host, now) <= now + max_wait_s
+            for p in self.snapshot.proxies(now, refresh, host)
+            if available(p) and leased_until(p) < now and self.snapshot.open_at(p, host, now) <= now + max_wait_s
         ]
 
     def _look_again(
@@ -182,7 +172,7 @@ class DynamoProxyPool(ProxyPool):
         likely = self._likely_released(ready, host, now, lease_s)
         if not likely:
             return ready
-        self._reread(min(likely, key=lambda p: self._open_at(p, host, now)), now)
+        self.snapshot.reread(min(likely, key=lambda p: self.snapshot.open_at(p, host, now)), now)
         return self._ready(host, now, max_wait_s, False)
 
     def _picks(self, ready: list[dict[str, Any]], host: str, now: float, avoid: str | None) -> list[dict[str, Any]]:
@@ -193,16 +183,16 @@ class DynamoProxyPool(ProxyPool):
         stale snapshot spread out instead of all fighting for the first."""
 
         def stale(p: dict[str, Any]) -> bool:
-            return now - self._seen.get(str(p.get("proxy_id")), NEVER) > FRESH_S
+            return self.snapshot.is_stale(p, now, FRESH_S)
 
         self.rng.shuffle(ready)
-        ready.sort(key=lambda p: (p.get("proxy_id") == avoid, self._open_at(p, host, now), stale(p)))
-        soonest = self._open_at(ready[0], host, now)
+        ready.sort(key=lambda p: (p.get("proxy_id") == avoid, self.snapshot.open_at(p, host, now), stale(p)))
+        soonest = self.snapshot.open_at(ready[0], host, now)
         first_avoided = ready[0].get("proxy_id") == avoid
         best = [
             p
             for p in ready[:BEST_FEW]
-            if self._open_at(p, host, now) <= soonest + self.pacing.same_slot_s
+            if self.snapshot.open_at(p, host, now) <= soonest + self.pacing.same_slot_s
             and (p.get("proxy_id") == avoid) == first_avoided
         ]
         if stale(best[0]):
@@ -210,19 +200,14 @@ class DynamoProxyPool(ProxyPool):
         return (best + ready[len(best) :])[:MAX_CLAIM_TRIES]
 
     def _none_free(self, host: str, now: float) -> NoProxyAvailable:
-        usable = [p for p in self._snapshot if _available(p)]
+        usable = [p for p in self.snapshot.rows if available(p)]
         if not usable:
             return NoProxyAvailable(f"no usable proxy for {host}", retry_at=now + self.no_proxy_retry_s)
         retry_at = min(
-            max(self._open_at(p, host, now), now + BUSY_RETRY_S if _leased_until(p) >= now else now) for p in usable
+            max(self.snapshot.open_at(p, host, now), now + BUSY_RETRY_S if leased_until(p) >= now else now)
+            for p in usable
         )
         return NoProxyAvailable(f"no proxy can take {host} now", retry_at=max(retry_at, now + 0.2))
-
-    def _reread(self, p: dict[str, Any], now: float) -> None:
-        got = self.ddb.get_item(TableName=self.table, Key={"proxy_id": ser(p["proxy_id"])}, ConsistentRead=True)
-        rec = de_item(got.get("Item"))
-        if rec:
-            self._remember(rec, now)
 
     def _likely_released(
         self, ready: list[dict[str, Any]], host: str, now: float, lease_s: float
@@ -230,52 +215,24 @@ class DynamoProxyPool(ProxyPool):
         """Before waiting for a slot, look again at the proxies the snapshot shows leased long enough ago that
         they are most likely free by now and open sooner: otherwise a worker keeps waiting for the proxy it
         just released while others sit idle (at the end of a batch, when fewer items than proxies are left)."""
-        if now - self._snapshot_at < MIN_SNAPSHOT_AGE_S:
+        if now - self.snapshot.at < MIN_SNAPSHOT_AGE_S:
             return []
-        soonest = min(self._open_at(p, host, now) for p in ready)
+        soonest = min(self.snapshot.open_at(p, host, now) for p in ready)
         if soonest <= now + WAIT_WORTH_A_LOOK_S:
             return []
         return [
             p
-            for p in self._snapshot
-            if _available(p)
-            and _leased_until(p) >= now  # shown leased...
-            and now > _leased_until(p) - lease_s + LIKELY_RELEASED_S  # ...since long enough
-            and self._open_at(p, host, now) < soonest
+            for p in self.snapshot.rows
+            if available(p)
+            and leased_until(p) >= now  # shown leased...
+            and now > leased_until(p) - lease_s + LIKELY_RELEASED_S  # ...since long enough
+            and self.snapshot.open_at(p, host, now) < soonest
         ]
 
-    def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float) -> Lease:
-        start = self._open_at(p, host, now)
-        u = Update().set(lease_owner=owner, lease_until=start + lease_s).add(fence=1)
-        next_slot = HostKeys.of(host).next
-        u.set(**{next_slot: self.pacing.slot_after(start, self._pace_of(p, host))})
-        n = u.name(next_slot)
-        u.when(
-            f"attribute_exists(proxy_id) AND #state = :avail AND #lease_until < :now"
-            f" AND (attribute_not_exists({n}) OR {n} <= :start)",
-            avail=ProxyState.AVAILABLE.value,
-            now=now,
-            start=start,
-        )
-        try:
-            got = self.ddb.update_item(
-                TableName=self.table,
-                Key={"proxy_id": ser(p["proxy_id"])},
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **u.kwargs(),
-            )
-        except ClientError as e:
-            if is_condition_failure(e):
-                # the refusal carries the proxy's current state: the next pick in this container is better informed
-                current = de_item(e.response.get("Item"))
-                if current:
-                    self._remember(current, now)
-                raise LeaseConflict(p["proxy_id"]) from e
-            raise_if_retryable(e)
-            raise
-        rec = de_item(got["Attributes"]) or {}
-        self._remember(rec, now)
+    def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float, max_wait_s: float) -> Lease:
+        start = self.snapshot.open_at(p, host, now)
+        rec = self._take(p, owner, now, start + lease_s)
+        start, row = self._book(rec, host, now, start, start + lease_s, max_wait_s)
         self.stats["leases"] += 1
         return Lease(
             proxy_id=rec["proxy_id"],
@@ -284,43 +241,81 @@ class DynamoProxyPool(ProxyPool):
             owner=owner,
             host=host,
             start_at=start,
-            pace=self._pace_of(rec, host),
+            pace=self.pacing.pace_of(learnt_pace(row), self.snapshot.view(host, now).record),
             last_success_at=rec.get("last_success_at"),
         )
 
-    def _remember(self, rec: dict[str, Any], now: float) -> None:
-        """Keep this container's snapshot honest about what it changed itself."""
-        self._seen[str(rec.get("proxy_id"))] = now
-        for p in self._snapshot:
-            if p.get("proxy_id") == rec.get("proxy_id"):
-                p.clear()
-                p.update(rec)
+    def _take(self, p: dict[str, Any], owner: str, now: float, lease_until: float) -> dict[str, Any]:
+        """The claim: the proxy row, if it is available and free, gets this lease and the next fence."""
+        u = Update().set(lease_owner=owner, lease_until=lease_until).add(fence=1)
+        u.when(
+            "attribute_exists(proxy_id) AND #state = :avail AND #lease_until < :now",
+            avail=ProxyState.AVAILABLE.value,
+            now=now,
+        )
+        ok, rec = update_or_current(self.ddb, self.table, str(p["proxy_id"]), u)
+        if rec:  # a refusal carries the proxy's current state: the next pick in this container is better informed
+            self.snapshot.remember(rec, now)
+        if not ok:
+            raise LeaseConflict(p["proxy_id"])
+        return rec
+
+    def _book(
+        self, rec: dict[str, Any], host: str, now: float, start: float, lease_until: float, max_wait_s: float
+    ) -> tuple[float, dict[str, Any]]:
+        """Books the host's slot on the proxy's pacing row, under the lease just taken: (start, the row). A slot
+        another request took (this container's view was stale) moves the lease to the true one if it opens
+        within the wait; otherwise the proxy goes back and the lease is a conflict."""
+        for _ in range(MAX_BOOK_TRIES):
+            slot = self.pacing.slot_after(start, self.snapshot.pace_of(rec, host, now))
+            ok, row = self.paces.book(Booking(pid(rec), host, int(rec["fence"]), start, slot, lease_until), now)
+            self.snapshot.remember_pace(host, pid(rec), row)
+            if ok:
+                return start, row
+            start = self.snapshot.open_at(rec, host, now)
+            if start > now + max_wait_s:
+                break
+        got = update(self.ddb, self.table, pid(rec), _hand_back(str(rec["lease_owner"]), int(rec["fence"])))
+        if got is not None:
+            self.snapshot.remember({k: v for k, v in rec.items() if k != "lease_owner"} | {"lease_until": 0}, now)
+        raise LeaseConflict(pid(rec))
 
     # ---- release -----------------------------------------------------------------------------------------
     def release(
         self, lease: Lease, now: float, outcome: Release, retry_after_s: float | None = None, proxy_fault: bool = False
     ) -> None:
         learnt = self._learn(lease, now, outcome, retry_after_s)
-        u = _release_update(lease, now, outcome, learnt, proxy_fault)
-        got = update(self.ddb, self.table, lease.proxy_id, u, ReturnValues="ALL_NEW")
+        if learnt is not None:  # while the lease is still held: a failure teaches only when to ask again
+            row = self.paces.learn(
+                lease, learnt, now, pace=outcome != Release.FAILED, answer=outcome == Release.SUCCESS
+            )
+            self.snapshot.remember_pace(lease.host, lease.proxy_id, row or {})
+        got = update(
+            self.ddb,
+            self.table,
+            lease.proxy_id,
+            _release_update(lease, now, outcome, proxy_fault),
+            ReturnValues="ALL_NEW",
+        )
         if got is None:
             return  # our lease lapsed and someone else holds the proxy: leave their lease alone
         rec = de_item(got["Attributes"]) or {}
-        self._remember(rec, now)
+        self.snapshot.remember(rec, now)
         if learnt is not None and learnt.shared_ceiling is not None:
-            self._share_ceiling(lease.host, learnt.shared_ceiling)
+            self._share_ceiling(lease.host, learnt.shared_ceiling, now)
         if proxy_fault and int(rec.get("consecutive_errors", 0)) >= self.quarantine_after:
             self._set_state(lease.proxy_id, ProxyState.QUARANTINED, now, quarantined_at=now, checks=0)
 
-    def _share_ceiling(self, host: str, ceiling: float) -> None:
+    def _share_ceiling(self, host: str, ceiling: float, now: float) -> None:
         self.hosts.share_ceiling(host, ceiling)
-        self._hosts[host] = replace(self._hosts.get(host) or HostRecord(host), ceiling=ceiling)
+        view = self.snapshot.view(host, now)
+        view.record = replace(view.record or HostRecord(host), ceiling=ceiling)
 
     def _learn(self, lease: Lease, now: float, outcome: Release, retry_after_s: float | None) -> Learnt | None:
         """What the release teaches of the host (None when no request went out)."""
         pace = lease.pace or HostPace(self.pacing.default_rate)
         if outcome == Release.SUCCESS:
-            return self.pacing.after_answer(pace, self._hosts.get(lease.host), lease.start_at, now)
+            return self.pacing.after_answer(pace, self.snapshot.view(lease.host, now).record, lease.start_at, now)
         if outcome == Release.FAILED:
             return self.pacing.after_failure(pace, lease.start_at, now)
         if outcome == Release.RATE_LIMITED:

@@ -42,6 +42,7 @@ class PacingPolicy:
     way_back_s: float = 0.005  # the least time an answer is assumed to take on its way back
     answer_smoothing: float = 0.2  # weight of the latest answer time in the usual one (moving average)
     same_slot_s: float = 0.05  # slots this close together are the same; a wait beyond the pace plus this is a cooldown
+    keep_s: float = 6 * 3600.0  # what a proxy learnt of a host it has not asked for this long is forgotten
 
     def interval(self, rate: float) -> float:
         return 1.0 / max(self.min_rate, rate)
@@ -92,6 +93,11 @@ class PacingPolicy:
     def is_cooldown(self, next_at: float, pace: HostPace, now: float) -> bool:
         """A next slot further off than the pace alone would put it: the site pushed back (Retry-After)."""
         return next_at - now > self.interval(pace.rate) + self.same_slot_s
+
+    def forget_at(self, now: float, next_at: float | None) -> float:
+        """When an unused (proxy, host) pace may be forgotten: `keep_s` after its last use, and never before a
+        running cooldown (the site's Retry-After) has ended."""
+        return max(now, next_at or 0.0) + self.keep_s
 
     def capacity(self, paces: Iterable[HostPace]) -> float:
         """Requests/s a set of proxies can send one host at these paces (the default rate if there are none)."""
