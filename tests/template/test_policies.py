@@ -75,6 +75,29 @@ def _target(module: _Module, local: str, attr: str | None) -> Iterator[Node]:
             yield module.name, qual
 
 
+def _held_by_self(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and node.attr not in PORT_ADAPTERS
+        and node.attr not in ("ddb", "deps")
+    )
+
+
+def _adapter_methods(name: str) -> set[Node]:
+    """Every adapter class method of that name (a deliberate over-approximation: the walk may not miss a call)."""
+    if name in _CONTAINER_METHODS:
+        return set()
+    return {
+        (m.name, qual)
+        for m in MODULES.values()
+        if m.name.startswith("scrapersky.adapters.")
+        for qual in m.functions
+        if qual.endswith(f".{name}")
+    }
+
+
 def _calls(node: Node) -> tuple[set[Node], set[str]]:
     module = MODULES[node[0]]
     fn = module.functions.get(node[1])
@@ -90,6 +113,8 @@ def _calls(node: Node) -> tuple[set[Node], set[str]]:
             reached.update(_target(module, f.id, None))
         elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
             reached.update(_target(module, f.value.id, f.attr))
+        elif isinstance(f, ast.Attribute) and _held_by_self(f.value):
+            reached.update(_adapter_methods(f.attr))  # self.snapshot.proxies(): an object an adapter holds
     return reached, sends
 
 
