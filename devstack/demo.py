@@ -76,6 +76,8 @@ def sitemap_demo(client: Client, site: SitemapSite) -> None:
     final = watch(client, created["batch_id"], timeout=600)
     out.print(summary_table(final))
     [item] = list(client.items(created["batch_id"]))
+    if item["error"]:
+        out.print(f"sitemap item failed: {item['error']}; documents fetched: {dict(site.fetched)}")
     result = item["result"] or {}
     counts = {k: result.get(k) for k in ("urls_found", "duplicates", "documents_ok", "documents_failed")}
     out.print(f"sitemap item: {counts}")
@@ -84,6 +86,8 @@ def sitemap_demo(client: Client, site: SitemapSite) -> None:
         out.print(f"  {doc['type'] or '-':8} {doc['urls']:>3} URLs  {error:20} {doc['url']}")
     urls = list(client.urls(created["batch_id"]))
     out.print(f"{len(urls)} URLs discovered, e.g. {[u['url'] for u in urls[:3]]}")
+    twice = {path: n for path, n in site.fetched.items() if n > 1}
+    out.print(f"{len(site.fetched)} documents fetched, more than once only those retried or deferred: {twice}")
     out.print(f"sitemap batch finished in {time.monotonic() - started:.1f}s; `scrapersky urls <batch_id>` lists them")
 
 

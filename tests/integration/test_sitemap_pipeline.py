@@ -68,3 +68,22 @@ def test_a_site_without_sitemap_fails_no_sitemap(harness, pool, site):
     harness.drain()
     status, listed = harness.api("status", "GET", f"/batches/{created['batch_id']}/items")
     assert listed["items"][0]["error"]["code"] == "no_sitemap"
+
+
+def test_a_batch_after_another_hosts_batch_through_the_same_proxies_reaches_its_own_host(
+    harness, pool, site, sitemap_site
+):
+    # proxy.py forwards a kept-alive plain-http request to the previous target's upstream: each such request must
+    # close its connection, or this batch's requests reach the page site (found by `make demo`)
+    status, pages = harness.api(
+        "batches", "POST", "/batches", {"items": [f"{site.base_url}/page/{i}" for i in range(3)]}
+    )
+    assert status == 201, pages
+    harness.drain()
+    status, created = harness.api(
+        "batches", "POST", "/batches", {"kind": "sitemap", "items": [f"{sitemap_site.base_url}/"]}
+    )
+    harness.drain()
+    status, view = harness.api("status", "GET", f"/batches/{created['batch_id']}")
+    assert (view["status"], view["succeeded"]) == ("completed", 1), view
+    assert sitemap_site.fetched["/robots.txt"] == 1 and sitemap_site.fetched["/index.xml"] == 1

@@ -29,6 +29,10 @@ REDIRECTS = {301, 302, 303, 307, 308}
 MAX_HOPS = 10
 USER_AGENT = "ScraperSky/0.1 (+https://github.com/scrapersky)"
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+# A plain-http request through a proxy goes over a kept-alive connection to the proxy that urllib3 shares by proxy,
+# not by target; some proxies (proxy.py among them) then forward the next request to the previous target's
+# upstream. Such a connection is closed after each request; https targets get a tunnel per host, kept alive.
+_HEADERS_HTTP_VIA_PROXY = {**_HEADERS, "Connection": "close"}
 
 
 def resolve(host: str, port: int) -> Iterable[str]:
@@ -140,8 +144,9 @@ class RequestsFetcher(Fetcher):
         proxies = {"http": proxy_url, "https": proxy_url} if proxy_url else None
         timeout = (min(self.connect_timeout_s, remaining), min(self.read_timeout_s, remaining))
         try:
+            headers = _HEADERS_HTTP_VIA_PROXY if proxy_url and url.startswith("http:") else _HEADERS
             return self.session.get(
-                url, proxies=proxies, allow_redirects=False, stream=True, timeout=timeout, headers=_HEADERS
+                url, proxies=proxies, allow_redirects=False, stream=True, timeout=timeout, headers=headers
             )
         except requests.exceptions.RequestException as e:
             return _failure(e, via_proxy=bool(proxy_url))
