@@ -91,3 +91,25 @@ def test_a_deferral_never_sleeps_past_the_items_deadline():
     batch = seed_batch(deps, urls(1), options={"max_wait_s": 10})
     got = deliver(deps, work(batch, 0), deps.clock.now())
     assert isinstance(got, Deferred) and got.seconds <= 10  # the pool said 30 s; the item has 10 left
+
+
+def test_an_item_whose_place_in_line_is_beyond_15_minutes_keeps_it_instead_of_queuing_again():
+    deps = make_deps(proxies=1)
+    batch = seed_batch(deps, urls(1), options={"max_wait_s": 86_400})
+    host = "a.test"
+    deps.hosts.tickets[host] = deps.clock.now() + 2_000  # 2,000 s of items already in line for the host
+    deps.pool.proxy("p_1").lease_until = deps.clock.now() + 10_000  # the only proxy is busy
+    first = deps.clock.now()
+    resent = deliver(deps, work(batch, 0), first)
+    assert isinstance(resent, Result) and resent.outcome == "deferred_no_proxy"
+    [sent] = deps.queue.pop_work_sent()
+    ticket = sent.message.ticket
+    assert ticket is not None and ticket > deps.clock.now() + 900 and sent.delay_s == 900
+    tail = deps.hosts.tickets[host]
+
+    deps.clock.advance(900)  # back after SQS's longest delay, still well before its place
+    again = deliver(deps, sent.message, first)
+    assert isinstance(again, Deferred | Result)
+    assert deps.hosts.tickets[host] == tail  # no second place taken: the line did not grow
+    [kept] = deps.queue.pop_work_sent()
+    assert kept.message.ticket == ticket

@@ -169,6 +169,7 @@ class WorkMessage(BaseModel):
     deferrals: int = 0
     max_wait_s: float = 3600
     waiting_since: float | None = None  # set when a deferred item is re-sent as a fresh message
+    ticket: float | None = None  # its place in the host's waiting line, kept over a wait longer than SQS allows
     # a kind whose item spans many units of work (sitemap: one per document) names the unit here; None is the
     # item's first message, from the fan-out
     unit: dict[str, Any] | None = None

@@ -28,6 +28,7 @@ class Result:
     metrics: dict[str, float] = field(default_factory=dict)
     host: str | None = None
     waiting_for: str | None = None  # a wait that is no attempt: the code the item fails with past max_wait_s
+    ticket: float | None = None  # the place in the host's waiting line it waits for (no_proxy)
 
 
 class UnitClaims(Protocol):

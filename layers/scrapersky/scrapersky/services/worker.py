@@ -85,6 +85,11 @@ class _Delivery:
     held: Lease | None = None
 
     def run(self, cache: InvocationCache, rng: random.Random) -> Result:
+        ticket = self.msg.ticket
+        if ticket is not None and ticket > self.started + 1.0:
+            # back early from a wait longer than SQS allows: it keeps its place, it takes no second one
+            wait = min(MAX_DEFER_S, ticket - self.started)
+            return Result("waiting_in_line", retry_in_s=wait, waiting_for="no_proxy", ticket=ticket)
         try:
             hold = self.deps.settings.hold_s(self.unit.timeout_s)
             self.held = leasing.lease(self.deps, self.unit.host, self.owner, hold_s=hold)
@@ -102,7 +107,9 @@ class _Delivery:
         gap = 1.0 / (deps.pool.capacity(host, now) or deps.settings.default_host_rate)
         wake = deps.hosts.take_ticket(host, now, retry_at, gap)
         wait = min(MAX_DEFER_S, max(0.0, wake - now))
-        return Result("deferred_no_proxy", retry_in_s=wait, metrics={"deferred": 1}, waiting_for="no_proxy")
+        return Result(
+            "deferred_no_proxy", retry_in_s=wait, metrics={"deferred": 1}, waiting_for="no_proxy", ticket=wake
+        )
 
     def _claimed(self, cache: InvocationCache, rng: random.Random) -> Result:
         deps, held = self.deps, self.held
@@ -196,13 +203,26 @@ def handle_record(
         if left <= 0:
             return _give_up(deps, msg, result, cache)
         result.retry_in_s = min(result.retry_in_s, max(1.0, left))  # a last look when its time is up
-    if receive_count >= deps.settings.work_max_receive_count - 2:
-        fresh = msg.model_copy(update={"deferrals": msg.deferrals + 1, "waiting_since": since})
+    fresh = _fresh_message(deps, msg, result, receive_count, since)
+    if fresh is not None:
         deps.queue.send_work([fresh], delay_s=int(min(900, result.retry_in_s)))
         return result
     # whole seconds only (SQS); a slot opening within the second is caught by the lease's short wait
     deps.queue.change_visibility(receipt_handle, int(result.retry_in_s))
     raise Deferred(result.retry_in_s, result.outcome, result.metrics, result.host)
+
+
+def _fresh_message(
+    deps: Deps, msg: WorkMessage, result: Result, receive_count: int, since: float | None
+) -> WorkMessage | None:
+    """The message to send instead of putting this one back: near maxReceiveCount (so deferrals never reach the
+    DLQ), or when its place in the host's line lies beyond SQS's 15 minutes (it keeps that place: coming back
+    early and queuing up a second time would make the line grow past real demand)."""
+    beyond = result.ticket is not None and result.ticket - deps.clock.now() > MAX_DEFER_S
+    if not beyond and receive_count < deps.settings.work_max_receive_count - 2:
+        return None
+    update = {"deferrals": msg.deferrals + 1, "waiting_since": since, "ticket": result.ticket if beyond else None}
+    return msg.model_copy(update=update)
 
 
 def _give_up(deps: Deps, msg: WorkMessage, waited: Result, cache: InvocationCache) -> Result:
