@@ -20,6 +20,7 @@ from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool, Released, StoredProxy
 from tests.fakes.recording import Call, Recorder
 from tests.fakes.records import batch_id, batch_record
+from tests.fakes.results import FakeResultStore
 from tests.fakes.sweeps import FakeSweeps
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "FakeItemStore",
     "FakeProxyPool",
     "FakeQueue",
+    "FakeResultStore",
     "FakeSweeps",
     "FakeTenantStore",
     "FetchCall",

@@ -13,6 +13,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
+from tests.fakes.results import FakeResultStore
 from tests.fakes.sweeps import FakeSweeps
 
 DUMMY_SETTINGS: dict[str, Any] = {
@@ -21,6 +22,7 @@ DUMMY_SETTINGS: dict[str, Any] = {
     "tenants_table": "test-tenants",
     "fanout_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-fanout",
     "work_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-work",
+    "results_bucket": "test-results",
 }
 
 
@@ -42,6 +44,7 @@ class FakeDeps(Deps):
     fetcher: FakeFetcher
     clock: FakeClock
     sweeps: FakeSweeps
+    results: FakeResultStore
 
 
 def make_deps(
@@ -68,4 +71,5 @@ def make_deps(
         fetcher=FakeFetcher(clock=clock),
         clock=clock,
         sweeps=FakeSweeps(batches),
+        results=FakeResultStore(),
     )

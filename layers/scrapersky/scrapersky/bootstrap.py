@@ -15,6 +15,7 @@ from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.adapters.http_fetcher import RequestsFetcher
+from scrapersky.adapters.s3_results import S3ResultStore
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
 from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.domain.targets import TargetPolicy
@@ -32,8 +33,9 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     session = session or boto3.session.Session()
     ddb = session.client("dynamodb", config=_AWS_CONFIG)
     sqs = session.client("sqs", config=_AWS_CONFIG)
+    s3 = session.client("s3", config=_AWS_CONFIG.merge(Config(signature_version="s3v4")))
     counter = CallCounter()
-    for client in (ddb, sqs):
+    for client in (ddb, sqs, s3):
         client.meta.events.register("before-call.*.*", counter)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
     hosts = DynamoHostBook(settings.proxies_table, ddb)
@@ -55,6 +57,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
         clock=SystemClock(),
         sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
+        results=S3ResultStore(settings.results_bucket, s3),
         api_calls=counter,
     )
 

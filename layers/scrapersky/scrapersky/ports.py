@@ -104,6 +104,10 @@ class BatchStore(abc.ABC):
         """Every fan-out chunk of the batch is on the queue (a replayed create need not send them again)."""
 
     @abc.abstractmethod
+    def mark_exported(self, batch_id: str, keys: dict[str, str]) -> None:
+        """The batch's results are published in the ResultStore under these keys (format -> key)."""
+
+    @abc.abstractmethod
     def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...
 
     @abc.abstractmethod
@@ -285,13 +289,37 @@ class WorkQueue(abc.ABC):
     """The SQS queues: fan-out chunks and one work message per item."""
 
     @abc.abstractmethod
-    def send_fanout(self, messages: list[FanoutMessage]) -> None: ...
+    def send_fanout(self, messages: list[FanoutMessage], delay_s: int = 0) -> None: ...
 
     @abc.abstractmethod
     def send_work(self, messages: list[WorkMessage], delay_s: int = 0) -> None: ...
 
     @abc.abstractmethod
     def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class ResultStore(abc.ABC):
+    """Where the exports of ended batches live (S3): each file is written part by part (so an export of a
+    million lines never sits whole in memory, and one export may span many invocations) and read back through a
+    download URL that needs no credentials."""
+
+    @abc.abstractmethod
+    def begin(self, key: str, content_type: str) -> str:
+        """Opens an upload of the file at `key`; returns its upload id."""
+
+    @abc.abstractmethod
+    def write_part(self, key: str, upload_id: str, part: int, data: bytes) -> None:
+        """Writes part `part` (1, 2, ...). Writing a part again replaces it (a redelivered message). Every part but
+        the last must be at least the store's minimum part size. Raises UploadGone when the upload is closed."""
+
+    @abc.abstractmethod
+    def complete(self, key: str, upload_id: str) -> None:
+        """Publishes the file from its parts, in order. Completing an upload that another delivery completed
+        changes nothing; raises UploadGone when the upload is closed and the file does not exist."""
+
+    @abc.abstractmethod
+    def url(self, key: str, expires_s: int, filename: str) -> str:
+        """A GET URL of the file, valid `expires_s`, that needs no Authorization header (local computation)."""
 
 
 class Fetcher(abc.ABC):

@@ -13,6 +13,7 @@ from scrapersky.ports import (
     HostBook,
     ItemStore,
     ProxyPool,
+    ResultStore,
     Sweeps,
     TenantStore,
     WorkQueue,
@@ -42,6 +43,7 @@ class Deps:
     fetcher: Fetcher
     clock: Clock
     sweeps: Sweeps
+    results: ResultStore
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 
