@@ -58,6 +58,9 @@ def main() -> int:
         out.print(
             f"proxies: {[(p['endpoint'], p['succeeded'], p['rate_limited']) for p in admin.proxies()['proxies']]}"
         )
+        results = client.results_url(created["batch_id"], wait_s=120)
+        out.print(f"results (JSON Lines, no key needed): {results}")
+        out.print(f"  or: scrapersky results {created['batch_id']} -o results.jsonl")
         out.print(f"demo finished in {time.monotonic() - started:.1f}s (site rejected {site.stats.rejected} requests)")
     return 0
 
