@@ -7,7 +7,7 @@ import csv
 import io
 import json
 
-from scrapersky.models import BatchStatus, CreateBatchRequest, FanoutMessage
+from scrapersky.models import BatchStatus, CreateBatchRequest, FanoutMessage, ItemStatus
 from scrapersky.records import BatchRecord
 from scrapersky.services import batches, export, fanout, worker
 from scrapersky.services.lifecycle import request_export
@@ -178,3 +178,13 @@ def test_an_export_message_for_a_batch_still_running_changes_nothing():
     msg = FanoutMessage(type="export", batch_id=batch.batch_id, tenant_id=batch.tenant_id)
     assert fanout.handle(deps, msg) == "not_ended"
     assert deps.results.calls == [] and deps.queue.fanout == []
+
+
+def test_a_dead_lettered_export_message_touches_no_item():
+    from scrapersky.services import dead_letters
+
+    deps = make_deps()
+    batch = seed_batch(deps, urls(2), status=BatchStatus.CANCELLED)
+    msg = FanoutMessage(type="export", batch_id=batch.batch_id, tenant_id=batch.tenant_id)
+    assert dead_letters.handle(deps, msg.model_dump_json()) == "export_abandoned"
+    assert set(deps.items.statuses(batch.batch_id).values()) == {ItemStatus.PENDING}

@@ -299,9 +299,7 @@ class WorkQueue(abc.ABC):
 
 
 class ResultStore(abc.ABC):
-    """Where the exports of ended batches live (S3): each file is written part by part (so an export of a
-    million lines never sits whole in memory, and one export may span many invocations) and read back through a
-    download URL that needs no credentials."""
+    """Exports of ended batches (S3): written part by part (never whole in memory), read through keyless URLs."""
 
     @abc.abstractmethod
     def begin(self, key: str, content_type: str) -> str:
@@ -309,13 +307,12 @@ class ResultStore(abc.ABC):
 
     @abc.abstractmethod
     def write_part(self, key: str, upload_id: str, part: int, data: bytes) -> None:
-        """Writes part `part` (1, 2, ...). Writing a part again replaces it (a redelivered message). Every part but
-        the last must be at least the store's minimum part size. Raises UploadGone when the upload is closed."""
+        """Writes part `part` (1, 2, ...; all but the last at least the store's minimum size), replacing an earlier
+        write of it (a redelivered message). Raises UploadGone when the upload is closed."""
 
     @abc.abstractmethod
     def complete(self, key: str, upload_id: str) -> None:
-        """Publishes the file from its parts, in order. Completing an upload that another delivery completed
-        changes nothing; raises UploadGone when the upload is closed and the file does not exist."""
+        """Publishes the file from its parts in order; one another delivery completed stays (else UploadGone)."""
 
     @abc.abstractmethod
     def url(self, key: str, expires_s: int, filename: str) -> str:
