@@ -61,9 +61,11 @@ def main() -> int:
         out.print(
             f"proxies: {[(p['endpoint'], p['succeeded'], p['rate_limited']) for p in admin.proxies()['proxies']]}"
         )
-        out.print(
-            f"page batch finished in {time.monotonic() - started:.1f}s (site rejected {site.stats.rejected} requests)"
-        )
+        took = time.monotonic() - started
+        out.print(f"page batch finished in {took:.1f}s (site rejected {site.stats.rejected} requests)")
+        results = client.results_url(created["batch_id"], wait_s=120)
+        out.print(f"results (JSON Lines, no key needed): {results}")
+        out.print(f"  or: scrapersky results {created['batch_id']} -o results.jsonl")
         sitemap_demo(client, stack.enter_context(SitemapSite()))
     return 0
 

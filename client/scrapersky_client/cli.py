@@ -107,6 +107,21 @@ def _write_lines(rows: Iterator[dict[str, Any]], path: str | None) -> int:
     return n
 
 
+def _download(client: Client, args: argparse.Namespace) -> None:
+    chunks = client.results(args.batch_id, "csv" if args.csv else "jsonl", args.wait)
+    if not args.output:
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    size = 0
+    with open(args.output, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+            size += len(chunk)
+    console.print(f"{size} bytes written to {args.output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scrapersky", description="ScraperSky command-line client")
     ap.add_argument("--url", help="API base URL (env SCRAPERSKY_URL, default http://127.0.0.1:3000)")
@@ -135,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("batch_id")
     u.add_argument("--item", help="only the URLs of this item")
     u.add_argument("-o", "--output", help="write to this file instead of standard output")
+    r = sub.add_parser("results", help="download a batch's results (JSON Lines, one line per item; or CSV)")
+    r.add_argument("batch_id")
+    r.add_argument("-o", "--output", help="file to write (default: stdout)")
+    r.add_argument("--csv", action="store_true", help="the CSV file instead of JSON Lines")
+    r.add_argument("--wait", type=float, default=60, help="seconds to wait for the export of an ended batch")
     args = ap.parse_args(argv)
     client = Client(args.url, args.key)
     try:
@@ -156,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "urls":
             n = _write_lines(client.urls(args.batch_id, args.item), args.output)
             console.print(f"{n} URLs")
+        elif args.cmd == "results":
+            _download(client, args)
         elif args.cmd == "items":
             rows = list(client.items(args.batch_id, args.status))
             if args.json:

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 
@@ -125,6 +125,28 @@ class Client:
             time.sleep(interval)
 
     # single item, admin, health
+    def results_url(self, batch_id: str, fmt: str = "jsonl", wait_s: float = 60.0) -> str:
+        """The URL of the batch's results file (`jsonl` or `csv`), absolute; waits up to `wait_s` for the export
+        that follows the batch's end. Raises TimeoutError when there is none by then (or the batch runs on)."""
+        field = {"jsonl": "results_url", "csv": "results_csv_url"}[fmt]
+        end = time.monotonic() + wait_s
+        while True:
+            url = self.status(batch_id).get(field)
+            if url:
+                return urljoin(self.base_url + "/", url)  # relative on the local stack
+            if time.monotonic() >= end:
+                raise TimeoutError(f"batch {batch_id} has no {field} after {wait_s:.0f}s (still running?)")
+            time.sleep(1.0)
+
+    def results(self, batch_id: str, fmt: str = "jsonl", wait_s: float = 60.0) -> Iterator[bytes]:
+        """Streams the batch's results file (JSON Lines: one line per item with its `seq`; or CSV) by following
+        its results URL, which needs no Authorization header (a presigned S3 URL refuses one)."""
+        url = self.results_url(batch_id, fmt, wait_s)
+        with requests.get(url, stream=True, timeout=self.timeout) as r:
+            if r.status_code >= 400:
+                raise ApiError(r.status_code, {"message": r.text[:500]})
+            yield from r.iter_content(chunk_size=1 << 16)
+
     def scrape(self, item: str, kind: str = "page", options: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._call("POST", "/scrape", {"kind": kind, "item": item, "options": options or {}})
 

@@ -21,6 +21,7 @@ from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool, Released, StoredProxy
 from tests.fakes.recording import Call, Recorder
 from tests.fakes.records import batch_id, batch_record
+from tests.fakes.results import FakeResultStore
 from tests.fakes.sweeps import FakeSweeps
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "FakeItemStore",
     "FakeProxyPool",
     "FakeQueue",
+    "FakeResultStore",
     "FakeSweeps",
     "FakeTenantStore",
     "FetchCall",

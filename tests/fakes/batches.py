@@ -115,6 +115,10 @@ class FakeBatchStore(Recorder, BatchStore):
         self.batches[batch_id] = replace(self.batches[batch_id], fanout_sent=True)
 
     @recorded
+    def mark_exported(self, batch_id: str, keys: dict[str, str]) -> None:
+        self.batches[batch_id] = replace(self.batches[batch_id], result_keys=dict(keys))
+
+    @recorded
     def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool:
         if self.locks.get((tenant_id, group), batch_id) != batch_id:
             return False

@@ -14,6 +14,7 @@ from tests.fakes.documents import FakeDiscoveredUrls, FakeItemDocuments
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
+from tests.fakes.results import FakeResultStore
 from tests.fakes.sweeps import FakeSweeps
 
 DUMMY_SETTINGS: dict[str, Any] = {
@@ -22,6 +23,7 @@ DUMMY_SETTINGS: dict[str, Any] = {
     "tenants_table": "test-tenants",
     "fanout_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-fanout",
     "work_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-work",
+    "results_bucket": "test-results",
 }
 
 
@@ -45,6 +47,7 @@ class FakeDeps(Deps):
     sweeps: FakeSweeps
     documents: FakeItemDocuments
     urls: FakeDiscoveredUrls
+    results: FakeResultStore
 
 
 def make_deps(
@@ -73,4 +76,5 @@ def make_deps(
         sweeps=FakeSweeps(batches),
         documents=FakeItemDocuments(),
         urls=FakeDiscoveredUrls(),
+        results=FakeResultStore(),
     )

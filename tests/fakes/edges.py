@@ -43,12 +43,14 @@ class FakeQueue(Recorder, WorkQueue):
     def __init__(self) -> None:
         super().__init__()
         self.fanout: list[FanoutMessage] = []
+        self.fanout_delays: list[int] = []  # the delay each fan-out message was sent with, in order
         self.work: list[SentWork] = []
         self.visibility: list[tuple[str, int]] = []  # (receipt handle, seconds)
 
     @recorded
-    def send_fanout(self, messages: list[FanoutMessage]) -> None:
+    def send_fanout(self, messages: list[FanoutMessage], delay_s: int = 0) -> None:
         self.fanout.extend(FanoutMessage.model_validate_json(m.model_dump_json(exclude_none=True)) for m in messages)
+        self.fanout_delays.extend([min(MAX_DELAY_S, max(0, int(delay_s)))] * len(messages))
 
     @recorded
     def send_work(self, messages: list[WorkMessage], delay_s: int = 0) -> None:
@@ -62,7 +64,7 @@ class FakeQueue(Recorder, WorkQueue):
     # ---- for tests --------------------------------------------------------------------------------------------
     def pop_fanout(self) -> list[FanoutMessage]:
         """The fan-out messages sent so far, in order; the queue forgets them (they were received)."""
-        out, self.fanout = self.fanout, []
+        out, self.fanout, self.fanout_delays = self.fanout, [], []
         return out
 
     def pop_work(self) -> list[WorkMessage]:

@@ -54,7 +54,41 @@ def _create_from_template(region: str) -> dict[str, str]:
             count = 8 if isinstance(count, dict) else count  # the WorkMaxReceiveCount parameter's default
             attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": count})
         urls[logical] = sqs.create_queue(QueueName=logical, Attributes=attrs)["QueueUrl"]
+    _create_bucket(region, resources["ResultsBucket"]["Properties"])
     return urls
+
+
+RESULTS_BUCKET = "scrapersky-results"
+
+
+def _create_bucket(region: str, props: dict[str, Any]) -> None:
+    """The results bucket with the template's encryption, public access block and lifecycle rules."""
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket=RESULTS_BUCKET)
+    rules = [  # CloudFormation's names for the API's
+        {
+            "ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"],
+            "BucketKeyEnabled": r["BucketKeyEnabled"],
+        }
+        for r in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    ]
+    s3.put_bucket_encryption(Bucket=RESULTS_BUCKET, ServerSideEncryptionConfiguration={"Rules": rules})
+    s3.put_public_access_block(
+        Bucket=RESULTS_BUCKET, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+    )
+    rules = []
+    for rule in props["LifecycleConfiguration"]["Rules"]:
+        days = rule["ExpirationInDays"]
+        rules.append(
+            {
+                "ID": rule["Id"],
+                "Status": rule["Status"],
+                "Filter": {"Prefix": ""},
+                "Expiration": {"Days": 30 if isinstance(days, dict) else days},  # the RetentionDays default
+                "AbortIncompleteMultipartUpload": rule["AbortIncompleteMultipartUpload"],
+            }
+        )
+    s3.put_bucket_lifecycle_configuration(Bucket=RESULTS_BUCKET, LifecycleConfiguration={"Rules": rules})
 
 
 @dataclass
@@ -208,6 +242,7 @@ def harness(moto_aws) -> Iterator[Harness]:
         tenants_table="tenants",
         fanout_queue_url=urls["FanoutQueue"],
         work_queue_url=urls["WorkQueue"],
+        results_bucket=RESULTS_BUCKET,
         allow_private_targets=True,
         any_target_port=True,
         lease_seconds=30,

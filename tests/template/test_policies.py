@@ -166,9 +166,8 @@ def allowed(function: str) -> set[tuple[str, str]]:
         for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            out |= {
-                (r["Fn::GetAtt"][0], a) for a in actions for r in resources if isinstance(r, dict) and "Fn::GetAtt" in r
-            }
+            queues = [r["Fn::GetAtt"][0] for r in resources if isinstance(r, dict) and "Fn::GetAtt" in r]
+            out |= {(q, a) for a in actions for q in queues}
     return out
 
 
@@ -220,6 +219,8 @@ PORT_ADAPTERS = {  # Deps attribute -> (adapter module, class, template table), 
     "batches": ("scrapersky.adapters.dynamo_batches", "DynamoBatchStore", "BatchesTable"),
     "items": ("scrapersky.adapters.dynamo_items", "DynamoItemStore", "BatchesTable"),
     "sweeps": ("scrapersky.adapters.dynamo_sweeps", "DynamoSweeps", "BatchesTable"),
+    "documents": ("scrapersky.adapters.dynamo_documents", "DynamoItemDocuments", "BatchesTable"),
+    "urls": ("scrapersky.adapters.dynamo_urls", "DynamoDiscoveredUrls", "BatchesTable"),
     "pool": ("scrapersky.adapters.dynamo_proxies", "DynamoProxyPool", "ProxiesTable"),
     "hosts": ("scrapersky.adapters.dynamo_hosts", "DynamoHostBook", "ProxiesTable"),
     "tenants": ("scrapersky.adapters.dynamo_tenants", "DynamoTenantStore", "TenantsTable"),
@@ -341,3 +342,24 @@ def test_the_dynamodb_walk_sees_what_it_must_see():
         ("BatchesTable", "dynamodb:GetItem"),
         ("BatchesTable", "dynamodb:Query"),
     }
+
+
+def _s3_actions(function: str) -> set[str]:
+    """S3 actions the function's inline statements grant on the results bucket's objects."""
+    out: set[str] = set()
+    for policy in FUNCTIONS[function]["Properties"].get("Policies") or []:
+        for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            if any("ResultsBucket" in str(r) for r in resources):
+                out |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    return out
+
+
+def test_only_the_function_that_writes_exports_may_write_the_results_bucket():
+    # the fan-out function runs the export messages; the status function presigns (a GET with its permissions)
+    writers = {f for f in FUNCTIONS if {"s3:PutObject", "s3:AbortMultipartUpload"} <= _s3_actions(f)}
+    assert writers == {"FanoutFunction"}
+    assert _s3_actions("StatusFunction") == {"s3:GetObject"}
+    assert not any("s3:*" in _s3_actions(f) or "s3:DeleteObject" in _s3_actions(f) for f in FUNCTIONS)
+    # and the code agrees: only the fan-out function's code reaches the export
+    assert "send_fanout" in sends_of(roots_of("WorkerFunction"))  # a batch's end asks for its export

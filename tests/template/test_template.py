@@ -157,3 +157,19 @@ def test_dashboard_body_is_valid_json_with_the_pool_and_leasing_widgets():
     doc = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
     titles = {w["properties"]["title"] for w in doc["widgets"]}
     assert {"Proxy pool", "Leasing: leases, conflicts, deferrals, AWS calls", "429s per host", "Queues"} <= titles
+
+
+def test_the_results_bucket_is_encrypted_private_tls_only_and_expires_with_the_retention():
+    bucket = T["Resources"]["ResultsBucket"]["Properties"]
+    sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+    (deny,) = T["Resources"]["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "s3:*")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert T["Globals"]["Function"]["Environment"]["Variables"]["RESULTS_BUCKET"] == {"Ref": "ResultsBucket"}
+    assert T["Outputs"]["ResultsBucketName"]["Value"] == {"Ref": "ResultsBucket"}

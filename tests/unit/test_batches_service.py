@@ -101,7 +101,7 @@ def test_a_batch_created_unstarted_stores_its_items_and_works_only_once_started(
 
     assert batches.start_batch(deps, TENANT, got["batch_id"]) == {"batch_id": got["batch_id"], "status": "pending"}
 
-    assert drain(deps) == ["dispatch", "succeeded", "succeeded", "succeeded"]
+    assert drain(deps) == ["dispatch", "succeeded", "succeeded", "succeeded", "exported"]
     view = batches.get_batch(deps, TENANT, got["batch_id"])
     assert (view["status"], view["succeeded"], view["progress_pct"]) == ("completed", 3, 100.0)
 

@@ -18,6 +18,7 @@ from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.adapters.dynamo_urls import DynamoDiscoveredUrls
 from scrapersky.adapters.http_fetcher import RequestsFetcher
+from scrapersky.adapters.s3_results import S3ResultStore
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
 from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.domain.targets import TargetPolicy
@@ -35,9 +36,10 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     session = session or boto3.session.Session()
     ddb = session.client("dynamodb", config=_AWS_CONFIG)
     sqs = session.client("sqs", config=_AWS_CONFIG)
+    s3 = session.client("s3", config=_AWS_CONFIG.merge(Config(signature_version="s3v4")))
     counter = CallCounter()
     injector = faults.from_env()  # only a local chaos run sets SCRAPERSKY_FAULTS; never the deployed template
-    for client in (ddb, sqs):
+    for client in (ddb, sqs, s3):
         client.meta.events.register("before-call.*.*", counter)
         if injector is not None:
             injector.register(client)
@@ -63,6 +65,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
         documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
         urls=DynamoDiscoveredUrls(settings.batches_table, ddb, retention_s=settings.retention_s),
+        results=S3ResultStore(settings.results_bucket, s3),
         api_calls=counter,
     )
 

@@ -52,5 +52,9 @@ class RetryableStoreError(Exception):
     """The store throttled or a transaction conflicted; the caller may retry."""
 
 
+class UploadGone(Exception):
+    """A results upload that is no longer open: completed by another delivery of the same export, or aborted."""
+
+
 class InvalidCursor(ValueError):
     """A pagination cursor we did not give out (or one for another batch or tenant)."""

@@ -91,8 +91,8 @@ class HeartbeatQueue(WorkQueue):
         self.inner = inner
         self.heartbeat = heartbeat
 
-    def send_fanout(self, messages: list[FanoutMessage]) -> None:
-        self.inner.send_fanout(messages)
+    def send_fanout(self, messages: list[FanoutMessage], delay_s: int = 0) -> None:
+        self.inner.send_fanout(messages, delay_s)
 
     def send_work(self, messages: list[WorkMessage], delay_s: int = 0) -> None:
         self.inner.send_work(messages, delay_s)

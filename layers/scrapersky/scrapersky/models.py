@@ -175,12 +175,24 @@ class WorkMessage(BaseModel):
     unit: dict[str, Any] | None = None
 
 
-class FanoutMessage(BaseModel):
-    """A fan-out queue message: write a chunk of items, dispatch a started batch, or sweep a cancelled one."""
+class ExportState(BaseModel):
+    """Where a results export stands: its open uploads (format -> upload id), the next part to write, and when
+    it was asked for (an export waits for a cancelled batch's last running items, up to a bound)."""
 
-    type: Literal["chunk", "dispatch", "cancel"]
+    uploads: dict[str, str] = Field(default_factory=dict)
+    part: int = 1
+    requested_at: float = 0.0
+    waits: int = 0
+
+
+class FanoutMessage(BaseModel):
+    """A fan-out queue message: write a chunk of items, dispatch a started batch, sweep a cancelled one, or
+    export an ended batch's results (page by page from `cursor`)."""
+
+    type: Literal["chunk", "dispatch", "cancel", "export"]
     batch_id: str
     tenant_id: str
     first_seq: int = 0
     items: list[str] = Field(default_factory=list)
     cursor: str | None = None
+    export: ExportState | None = None

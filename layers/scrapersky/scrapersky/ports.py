@@ -105,6 +105,10 @@ class BatchStore(abc.ABC):
         """Every fan-out chunk of the batch is on the queue (a replayed create need not send them again)."""
 
     @abc.abstractmethod
+    def mark_exported(self, batch_id: str, keys: dict[str, str]) -> None:
+        """The batch's results are published in the ResultStore under these keys (format -> key)."""
+
+    @abc.abstractmethod
     def take_group(self, tenant_id: str, group: str, batch_id: str) -> bool: ...
 
     @abc.abstractmethod
@@ -286,7 +290,7 @@ class WorkQueue(abc.ABC):
     """The SQS queues: fan-out chunks and one work message per item."""
 
     @abc.abstractmethod
-    def send_fanout(self, messages: list[FanoutMessage]) -> None: ...
+    def send_fanout(self, messages: list[FanoutMessage], delay_s: int = 0) -> None: ...
 
     @abc.abstractmethod
     def send_work(self, messages: list[WorkMessage], delay_s: int = 0) -> None: ...

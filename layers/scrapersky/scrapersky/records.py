@@ -30,6 +30,7 @@ class BatchRecord:
     duplicate_items: int = 0
     fanout_sent: bool = False
     auto_start: bool = False  # queued behind its group's running batch: starts by itself when that one ends
+    result_keys: dict[str, str] = field(default_factory=dict)  # format -> ResultStore key, once exported
 
     def shard_of(self, seq: int) -> int:
         return seq % self.shards

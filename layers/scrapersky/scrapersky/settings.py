@@ -1,6 +1,7 @@
 """Settings parsed once from the environment (template.yaml Globals and function Variables).
 
-Table names and queue URLs are required: a function missing one fails at cold start, not at its first send.
+Table names, queue URLs and the results bucket are required: a function missing one fails at cold start, not at its
+first use.
 Defaults agree with template.yaml's parameters; the settings are frozen once read."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Settings(BaseModel):
     tenants_table: Required
     fanout_queue_url: Required
     work_queue_url: Required
+    results_bucket: Required  # every function reads results: the status one presigns, the fan-out one writes
     allow_private_targets: bool = False
     any_target_port: bool = False
     lease_seconds: float = Field(default=90.0, gt=0)
@@ -39,6 +41,8 @@ class Settings(BaseModel):
     verify_after_s: float = Field(default=900.0, gt=0)  # probe a proxy before use when its last success is older
     no_proxy_retry_s: float = Field(default=30.0, gt=0)  # how soon to look again when the pool has no usable proxy
     items_per_minute_estimate: float = Field(default=120.0, gt=0)
+    results_url_ttl_s: int = Field(default=14_400, ge=3600, le=604_800)  # presigned results URLs: 4 h
+    export_part_bytes: int = Field(default=8 * 2**20, ge=1)  # S3 wants >= 5 MiB for every part but the last
     retention_days: float = Field(default=30, gt=0)  # the template's RetentionDays: batches, items, results
 
     def hold_s(self, timeout_s: float) -> float:

@@ -218,6 +218,10 @@ class DynamoBatchStore(BatchStore):
         u = Update().set(fanout_sent=True).remove(bt.UNSENT).when("attribute_exists(pk)")
         self.ddb.update_item(TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
 
+    def mark_exported(self, batch_id: str, keys: dict[str, str]) -> None:
+        u = Update().set(result_keys=keys).when("attribute_exists(pk)")
+        self.ddb.update_item(TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
+
     # ---- groups ----------------------------------------------------------------------------------------------
     def _take_group_update(self, tenant_id: str, group: str, batch_id: str) -> dict[str, Any]:
         # taking a lock one already holds succeeds: a retried start is not refused by itself

@@ -49,8 +49,9 @@ class SqsWorkQueue(WorkQueue):
             if pending:
                 raise RuntimeError(f"SQS refused {len(pending)} messages")
 
-    def send_fanout(self, messages: list[FanoutMessage]) -> None:
-        self._send(self.fanout_url, [m.model_dump_json(exclude_none=True) for m in messages])
+    def send_fanout(self, messages: list[FanoutMessage], delay_s: int = 0) -> None:
+        bodies = [m.model_dump_json(exclude_none=True) for m in messages]
+        self._send(self.fanout_url, bodies, min(900, max(0, int(delay_s))))
 
     def send_work(self, messages: list[WorkMessage], delay_s: int = 0) -> None:
         self._send(self.work_url, [m.model_dump_json() for m in messages], min(900, max(0, int(delay_s))))

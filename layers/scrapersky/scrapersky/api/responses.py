@@ -101,7 +101,11 @@ class BatchView(BaseModel):
     rejected_items: int = Field(description="how many items were rejected at creation")
     duplicate_items: int
     options: dict[str, Any]
-    results_url: str | None
+    results_url: str | None = Field(
+        description="JSON Lines of every item (one line per item, with `seq`) once the batch ended and its export"
+        " is published, else null; needs no Authorization header"
+    )
+    results_csv_url: str | None = Field(description="the same results as CSV with a header row")
 
 
 class BatchList(BaseModel):

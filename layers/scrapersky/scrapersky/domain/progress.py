@@ -92,7 +92,8 @@ def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str,
         "rejected_items": batch.rejected_count,
         "duplicate_items": batch.duplicate_items,
         "options": batch.options,
-        "results_url": None,
+        "results_url": None,  # set once the ended batch's export is published (services/batches.py)
+        "results_csv_url": None,
     }
 
 

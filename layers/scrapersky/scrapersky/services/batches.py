@@ -157,7 +157,16 @@ def get_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
     if full is None or full[0].tenant_id != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
     batch, shards = full
-    return batch_view(batch, total(shards), deps.clock.now())
+    return _with_results(deps, batch, batch_view(batch, total(shards), deps.clock.now()))
+
+
+def _with_results(deps: Deps, batch: BatchRecord, view: dict[str, Any]) -> dict[str, Any]:
+    """The results URLs of an exported batch: presigned here (local computation, no call), null before."""
+    keys, ttl = batch.result_keys, deps.settings.results_url_ttl_s
+    for name, fmt in (("results_url", "jsonl"), ("results_csv_url", "csv")):
+        if fmt in keys:
+            view[name] = deps.results.url(keys[fmt], ttl, f"{batch.batch_id}.{fmt}")
+    return view
 
 
 def _bad_cursor(e: InvalidCursor) -> InvalidInput:
@@ -172,7 +181,7 @@ def list_batches(
     except InvalidCursor as e:
         raise _bad_cursor(e) from e
     now = deps.clock.now()
-    return {"batches": [batch_view(b, total(s), now) for b, s in rows], "next_cursor": nxt}
+    return {"batches": [_with_results(deps, b, batch_view(b, total(s), now)) for b, s in rows], "next_cursor": nxt}
 
 
 def item_view(rec: ItemRecord, render: Any = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from scrapersky.ports import (
     TenantStore,
     WorkQueue,
 )
+from scrapersky.result_ports import ResultStore
 from scrapersky.settings import Settings
 from scrapersky.sitemap_ports import DiscoveredUrls, ItemDocuments
 
@@ -45,6 +46,7 @@ class Deps:
     sweeps: Sweeps
     documents: ItemDocuments  # the sitemap kind's units of work
     urls: DiscoveredUrls  # the URLs sitemap items discovered
+    results: ResultStore
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 

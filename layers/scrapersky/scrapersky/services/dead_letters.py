@@ -54,6 +54,8 @@ def _fanout(deps: Deps, batch: BatchRecord, fan: FanoutMessage) -> str:
             ref = ItemRef(batch.batch_id, seq, batch.shard_of(seq))
             deps.items.fail_from_dead_letter(ref, item, NOT_STORED, deps.clock.now())
         return "chunk_settled"
+    if fan.type == "export":
+        return "export_abandoned"  # its items are final already; the results URLs stay null (logged)
     cursor = fan.cursor
     while True:
         rows, cursor = deps.items.pending(batch.batch_id, cursor, 500)

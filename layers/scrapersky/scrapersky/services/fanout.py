@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage, WorkMessage
 from scrapersky.records import BatchRecord, ItemRef
+from scrapersky.services import export
 from scrapersky.services.context import Deps
-from scrapersky.services.lifecycle import finish_if_done
+from scrapersky.services.lifecycle import finish_if_done, request_export
 
 PAGE = 500
 DISPATCH_EVERY = 25  # items written before their work messages go out
@@ -33,6 +34,8 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
         return "unknown_batch"
     if msg.type == "chunk":
         return _chunk(deps, msg, batch)
+    if msg.type == "export":
+        return export.handle(deps, msg, batch)
     rows, cursor = deps.items.pending(msg.batch_id, msg.cursor, PAGE)
     if msg.type == "dispatch":
         if batch.status in ACTIVE_BATCH:
@@ -42,6 +45,8 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
             deps.items.cancel(r.ref, deps.clock.now())
     if cursor:
         deps.queue.send_fanout([msg.model_copy(update={"cursor": cursor})])
+    elif msg.type == "cancel":
+        request_export(deps, batch)  # every item that had not started is cancelled now: the results are final
     else:
         finish_if_done(deps, msg.batch_id)
     return msg.type

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scrapersky.domain.progress import decide_final_status, total
-from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage
+from scrapersky.models import ACTIVE_BATCH, BatchStatus, ExportState, FanoutMessage
 from scrapersky.records import BatchRecord
 from scrapersky.services.context import Deps
 
@@ -21,8 +21,17 @@ def finish_if_done(deps: Deps, batch_id: str) -> BatchStatus | None:
         return None
     if deps.batches.end(batch_id, final, deps.clock.now(), ACTIVE_BATCH):
         batch_ended(deps, batch)
+        request_export(deps, batch)
         return final
     return None
+
+
+def request_export(deps: Deps, batch: BatchRecord) -> None:
+    """Asks the fan-out for the results export of a batch that ended (services/export.py)."""
+    state = ExportState(requested_at=deps.clock.now())
+    deps.queue.send_fanout(
+        [FanoutMessage(type="export", batch_id=batch.batch_id, tenant_id=batch.tenant_id, export=state)]
+    )
 
 
 def batch_ended(deps: Deps, batch: BatchRecord) -> None:
