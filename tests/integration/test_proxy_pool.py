@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 from scrapersky.adapters.ddb import ser_item
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
@@ -24,21 +22,9 @@ NOW = 1_900_000_000.0
 
 
 @pytest.fixture
-def ddb(monkeypatch) -> Iterator[object]:
-    """moto's DynamoDB with the proxies table exactly as template.yaml declares it."""
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    props = load_template((ROOT / "template.yaml").read_text())["Resources"]["ProxiesTable"]["Properties"]
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        keys = {k: props[k] for k in ("AttributeDefinitions", "KeySchema")}
-        client.create_table(TableName="proxies", BillingMode=props["BillingMode"], **keys)
-        yield client
+def ddb(moto_aws) -> object:
+    """moto's DynamoDB with the proxies table exactly as template.yaml declares it (the moto_aws fixture)."""
+    return boto3.client("dynamodb", region_name="us-east-1")
 
 
 @pytest.fixture
