@@ -10,7 +10,11 @@ from typing import Any
 from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.records import ItemError
 from scrapersky.sitemap_ports import (
+    ALIAS,
     DOCUMENT,
+    DONE,
+    IN_PROGRESS,
+    PENDING,
     ROBOTS,
     DiscoveredUrl,
     DiscoveredUrls,
@@ -26,8 +30,6 @@ from scrapersky.sitemap_ports import (
 
 from tests.fakes.paging import Cursors
 from tests.fakes.recording import Recorder, recorded
-
-PENDING, IN_PROGRESS, DONE, ALIAS = "pending", "in_progress", "done", "alias"
 
 
 class FakeItemDocuments(Recorder, ItemDocuments):

@@ -18,6 +18,8 @@ from scrapersky.records import ItemError
 from scrapersky.sitemaps.tally import DocumentCount, document_key
 
 ROBOTS, PROBE, DOCUMENT = "robots", "probe", "document"  # the roles of an item's units
+# where a unit's row stands; an alias row marks a redirect hop to a document (read once, never fetched itself)
+PENDING, IN_PROGRESS, DONE, ALIAS = "pending", "in_progress", "done", "alias"
 
 
 def doc_key(url: str) -> str:

@@ -29,6 +29,10 @@ from scrapersky.adapters.expressions import Update
 from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.records import ItemError
 from scrapersky.sitemap_ports import (
+    ALIAS,
+    DONE,
+    IN_PROGRESS,
+    PENDING,
     ROBOTS,
     DocRef,
     DocumentEnd,
@@ -40,7 +44,6 @@ from scrapersky.sitemap_ports import (
 )
 
 PROGRESS_SK, DOC_PREFIX = "A", "D#"
-PENDING, IN_PROGRESS, DONE, ALIAS = "pending", "in_progress", "done", "alias"
 _COUNTS = (
     "open",
     "planned",
