@@ -79,3 +79,15 @@ def test_a_proxy_quarantined_by_repeated_faults_comes_back_after_a_good_check():
 
     assert check_quarantined(deps, probe=lambda url: url == P1)["restored"] == ["p_1"]
     assert deps.pool.capacity("a.test", deps.clock.now()) == 1.0
+
+
+def test_the_scheduled_run_reports_the_pools_gauges_and_what_it_swept():
+    from scrapersky.models import ProxyState
+    from scrapersky.services.maintenance import run
+
+    deps = make_deps(proxies=3)
+    deps.pool.proxy("p_2").state = ProxyState.QUARANTINED
+    deps.pool.proxy("p_2").next_check_at = deps.clock.now() + 3600  # not due: stays quarantined
+    report = run(deps)
+    assert report["proxies"] == {"available": 2, "cooling": 0, "quarantined": 1}
+    assert report["sweeps"] == {"redriven": [], "released": [], "started": []}

@@ -29,7 +29,7 @@ from scrapersky.api.routes import admin_router, batches_router, scrape_router, s
 from scrapersky.heartbeat import Heartbeat, HeartbeatQueue
 from scrapersky.models import FanoutMessage, WorkMessage
 from scrapersky.observability import logger, metrics, tracer
-from scrapersky.services import admin, dead_letters, fanout, maintenance, sweeper, worker
+from scrapersky.services import admin, dead_letters, fanout, maintenance, worker
 from scrapersky.services.context import Deps
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -206,11 +206,8 @@ def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaC
 @metrics.log_metrics
 def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = bootstrap.deps()
-    report = maintenance.check_quarantined(deps)
-    report["sweeps"] = sweeper.sweep(deps)
-    now = deps.clock.now()
-    states = [admin.proxy_view(p, now)["state"] for p in deps.pool.list_all(now)]
-    for state in ("available", "cooling", "quarantined"):
-        metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=states.count(state))
+    report = maintenance.run(deps)
+    for state, count in report["proxies"].items():
+        metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=count)
     logger.info("maintenance", extra={"report": json.dumps(report)})
     return report

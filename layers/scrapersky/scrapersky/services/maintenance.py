@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from scrapersky.models import ProxyState
+from scrapersky.services import sweeper
+from scrapersky.services.admin import proxy_view
 from scrapersky.services.context import Deps
 
 BASE_S = 30.0
@@ -33,3 +35,14 @@ def check_quarantined(
             deps.pool.keep_quarantined(p.proxy_id, now, checks, now + wait)
             still.append(p.proxy_id)
     return {"restored": restored, "still_quarantined": still}
+
+
+def run(deps: Deps) -> dict[str, Any]:
+    """The scheduled upkeep: quarantined proxies re-checked, what a crash left stuck swept, and the pool's gauges
+    (proxies available, cooling, quarantined) for the dashboard."""
+    report = check_quarantined(deps)
+    report["sweeps"] = sweeper.sweep(deps)
+    now = deps.clock.now()
+    states = [proxy_view(p, now)["state"] for p in deps.pool.list_all(now)]
+    report["proxies"] = {state: states.count(state) for state in ("available", "cooling", "quarantined")}
+    return report
