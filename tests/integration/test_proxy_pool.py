@@ -392,3 +392,30 @@ def test_proxies_written_before_the_pacing_rows_are_found_and_lose_their_per_hos
     pool.add("p_new", "http://u:p@127.0.0.1:10", "x", {}, NOW)
     assert {p.proxy_id for p in DynamoProxyPool("proxies", ddb).list_all(NOW)} == {"p_old", "p_new"}
     assert DynamoProxyPool("proxies", ddb).lease("new.example", "w2", NOW + 1, 30, avoid="p_old").proxy_id == "p_new"
+
+
+def test_a_booking_that_fails_hands_the_proxy_back_instead_of_keeping_it(ddb, book):
+    from botocore.exceptions import ClientError
+    from scrapersky.errors import RetryableStoreError
+
+    class ThrottlesPacingRows:
+        """The client, but the first write to a pacing row is throttled (after the proxy was claimed)."""
+
+        def __init__(self, client):
+            self.client, self.armed = client, True
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+        def update_item(self, **kwargs):
+            if self.armed and kwargs["Key"]["proxy_id"]["S"].startswith("ph#"):
+                self.armed = False
+                raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+            return self.client.update_item(**kwargs)
+
+    pool = DynamoProxyPool("proxies", ThrottlesPacingRows(ddb), hosts=book)
+    pool.add("p_a", "http://u:p@127.0.0.1:9", "http://u***@127.0.0.1:9", {}, NOW)
+    with pytest.raises(RetryableStoreError):
+        pool.lease("example.com", "w1", NOW, 30)
+    again = DynamoProxyPool("proxies", ddb, hosts=book)  # another container: the proxy is free, not kept 30 s
+    assert again.lease("example.com", "w2", NOW + 0.1, 30).proxy_id == "p_a"

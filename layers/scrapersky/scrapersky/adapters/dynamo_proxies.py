@@ -232,7 +232,12 @@ class DynamoProxyPool(ProxyPool):
     def _claim(self, p: dict[str, Any], host: str, owner: str, now: float, lease_s: float, max_wait_s: float) -> Lease:
         start = self.snapshot.open_at(p, host, now)
         rec = self._take(p, owner, now, start + lease_s)
-        start, row = self._book(rec, host, now, start, start + lease_s, max_wait_s)
+        try:
+            start, row = self._book(rec, host, now, start, start + lease_s, max_wait_s)
+        except Exception:
+            # a booking that failed (throttled, a 5xx) must not keep the proxy: nobody holds this lease yet
+            update(self.ddb, self.table, rec["proxy_id"], _hand_back(owner, int(rec["fence"])))
+            raise
         self.stats["leases"] += 1
         return Lease(
             proxy_id=rec["proxy_id"],

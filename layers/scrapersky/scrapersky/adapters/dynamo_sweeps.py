@@ -3,14 +3,17 @@ reads (`unsent`: batches whose chunks are not all sent; `groups`: group lock row
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.ddb import de_item, query_all, ser_item
+from scrapersky.errors import RetryableStoreError
 from scrapersky.ports import Sweeps
 from scrapersky.records import GroupLock
 
 _WRITE_BATCH = 25  # BatchWriteItem's limit
+_WRITE_TRIES = 8
 
 
 class DynamoSweeps(Sweeps):
@@ -27,9 +30,14 @@ class DynamoSweeps(Sweeps):
         ]
         for start in range(0, len(rows), _WRITE_BATCH):
             pending = [{"PutRequest": {"Item": ser_item(r)}} for r in rows[start : start + _WRITE_BATCH]]
-            while pending:  # a throttled part comes back as UnprocessedItems: write it again
+            for attempt in range(_WRITE_TRIES):  # a throttled part comes back as UnprocessedItems: write it again
                 got = self.ddb.batch_write_item(RequestItems={self.table: pending})
                 pending = got.get("UnprocessedItems", {}).get(self.table, [])
+                if not pending:
+                    break
+                time.sleep(0.02 * 2**attempt)
+            if pending:
+                raise RetryableStoreError(f"{len(pending)} fan-out chunks could not be kept")
 
     def chunks(self, batch_id: str) -> list[tuple[int, list[str]]]:
         kwargs = bt.query_kwargs(

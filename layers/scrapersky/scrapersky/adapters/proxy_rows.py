@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from scrapersky.adapters.ddb import de_item, is_condition_failure, raise_if_retryable, ser
 from scrapersky.adapters.expressions import Update
 from scrapersky.domain.pacing import HostPace, Learnt
+from scrapersky.errors import RetryableStoreError
 from scrapersky.models import ProxyState
 from scrapersky.records import HostRecord, ProxyRecord
 
@@ -162,6 +163,8 @@ def batch_get(client: Any, table: str, ids: list[str]) -> dict[str, dict[str, An
             if not request:
                 break
             time.sleep(0.02 * 2**attempt)  # throttled: back off before asking for the rest
+        if request:  # never a snapshot silently short of proxies or pacing rows
+            raise RetryableStoreError(f"{table}: keys left unread after retries")
     return out
 
 
@@ -172,6 +175,7 @@ def update(client: Any, table: str, row_id: str, u: Update, **extra: Any) -> dic
     except ClientError as e:
         if is_condition_failure(e):
             return None
+        raise_if_retryable(e)  # throttling is a RetryableStoreError, as from every other adapter
         raise
     return got
 
@@ -204,6 +208,7 @@ def delete(client: Any, table: str, row_id: str) -> bool:
     except ClientError as e:
         if is_condition_failure(e):
             return False
+        raise_if_retryable(e)
         raise
     return True
 
