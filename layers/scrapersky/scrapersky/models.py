@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -9,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from scrapersky.sitemaps.options import FollowOptions, SitemapOptions
 
-BatchId = Annotated[str, StringConstraints(pattern=r"^b_[0-9a-z]{20,40}$")]
+BATCH_ID = re.compile(r"b_[0-9a-z]{20,40}")  # an id we could have given out (time-sortable)
+BatchId = Annotated[str, StringConstraints(pattern=f"^{BATCH_ID.pattern}$")]
 TenantId = Annotated[str, StringConstraints(pattern=r"^t_[0-9a-z_-]{1,64}$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Kind = Literal["page", "sitemap", "profile"]

@@ -17,7 +17,6 @@ without touching its items.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from scrapersky.adapters.expressions import Update
@@ -29,7 +28,6 @@ EXPIRES_AT = "expires_at"  # the table's TTL attribute (epoch seconds)
 DEFAULT_RETENTION_S = 30 * 86_400
 CHANGE_MARK = "chg"  # the id of the last change written to a record (see ItemChange.change_id)
 ITEM_SK = re.compile(r"I#\d{6,7}")  # an item's sort key as item_sk writes it
-BATCH_ID = re.compile(r"b_[0-9a-z]{20,40}")
 SHARD_PREFIX = "C#"
 CHUNK_PREFIX = "F#"
 UNSENT = "unsent"  # sparse index (and its key): the batch's chunks are not all on the fan-out queue yet
@@ -92,10 +90,6 @@ def token_key(tenant_id: str, token: str) -> dict[str, Any]:
 
 def waiting_line(tenant_id: str, group: str) -> str:
     return f"W#{tenant_id}#{group}"
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def query_kwargs(table: str, key_condition: str, key_values: dict[str, Any], **equal: Any) -> dict[str, Any]:

@@ -108,6 +108,11 @@ def conditional(call: Callable[..., Any], **kwargs: Any) -> bool:
         raise
 
 
+def put_new_op(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A Put of a row that must not exist yet, as one part of a TransactWriteItems."""
+    return {"TableName": table, "Item": ser_item(row), "ConditionExpression": "attribute_not_exists(pk)"}
+
+
 def put_new(client: Any, table: str, row: dict[str, Any]) -> dict[str, Any] | None:
     """Puts a row that must not exist yet (never overwrites): None when it was put, else the row already there."""
     try:

@@ -21,13 +21,14 @@ from scrapersky.adapters.ddb import (
     encode_cursor,
     is_condition_failure,
     is_retryable,
+    put_new_op,
     query_all,
     query_page,
     raise_translated,
     ser_item,
 )
 from scrapersky.adapters.expressions import Update
-from scrapersky.models import BatchStatus
+from scrapersky.models import BATCH_ID, BatchStatus
 from scrapersky.ports import BatchStore
 from scrapersky.records import BatchRecord, ErrorSample, ShardCounts
 
@@ -138,9 +139,7 @@ class DynamoBatchStore(BatchStore):
         return ops, token_at, group_at
 
     def _put_new(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Put": {"TableName": self.table, "Item": ser_item(row), "ConditionExpression": "attribute_not_exists(pk)"}
-        }
+        return {"Put": put_new_op(self.table, row)}
 
     def _by_token(self, tenant_id: str, token: str) -> BatchRecord | None:
         got = self.ddb.get_item(TableName=self.table, Key=bt.token_key(tenant_id, token), ConsistentRead=True)
@@ -256,6 +255,6 @@ def _list_key(key: dict[str, str], partition: str) -> bool:
     return (
         key["gsi1pk"] == partition
         and key["sk"] == bt.META_SK
-        and bt.BATCH_ID.fullmatch(key["gsi1sk"]) is not None
+        and BATCH_ID.fullmatch(key["gsi1sk"]) is not None
         and key["pk"] == bt.batch_pk(key["gsi1sk"])
     )

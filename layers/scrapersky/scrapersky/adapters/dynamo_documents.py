@@ -21,9 +21,9 @@ from scrapersky.adapters.ddb import (
     de_item,
     is_condition_failure,
     put_new,
+    put_new_op,
     query_all,
     raise_translated,
-    ser_item,
 )
 from scrapersky.adapters.expressions import Update
 from scrapersky.ports import Claim, ClaimRefused
@@ -124,7 +124,7 @@ class DynamoItemDocuments(ItemDocuments):
         }
 
     def _put_new(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"TableName": self.table, "Item": ser_item(row), "ConditionExpression": "attribute_not_exists(pk)"}
+        return put_new_op(self.table, row)
 
     def begin(self, batch_id: str, seq: int, first: DocumentPlan, now: float) -> None:
         progress = {"pk": item_pk(batch_id, seq), "sk": PROGRESS_SK, **dict.fromkeys(_COUNTS, 0)}

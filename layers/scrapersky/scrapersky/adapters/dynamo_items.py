@@ -23,10 +23,9 @@ from scrapersky.adapters.ddb import (
     de_item,
     decode_cursor,
     encode_cursor,
-    is_condition_failure,
+    put_new,
     query_page,
     raise_translated,
-    ser_item,
 )
 from scrapersky.adapters.expressions import Update
 from scrapersky.adapters.item_changes import ItemChange, item_from_row
@@ -70,22 +69,13 @@ class DynamoItemStore(ItemStore):
             return [r for r in pool.map(put, pairs) if r is not None]
 
     def _put_if_new(self, ref: ItemRef, item: str, now: float) -> bool:
-        """True when the item is pending after the put: new, or stored earlier and not started yet."""
-        try:
-            self.ddb.put_item(
-                TableName=self.table,
-                Item=ser_item(changes.pending_row(ref, item, now, self.retention_s)),
-                ConditionExpression="attribute_not_exists(pk)",  # never overwrite: it may be running or done
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        """True when the item is pending after the put: new, or stored earlier and not started yet (never
+        overwritten: it may be running or done)."""
+        old = put_new(self.ddb, self.table, changes.pending_row(ref, item, now, self.retention_s))
+        if old is None:
             return True
-        except ClientError as e:
-            if not is_condition_failure(e):
-                raise_translated(e)
-                raise
-            old = de_item(e.response.get("Item"))
-            rec = item_from_row(old) if old else self.get(ref.batch_id, ref.seq)
-            return rec is not None and rec.status is ItemStatus.PENDING
+        rec = item_from_row(old) if old else self.get(ref.batch_id, ref.seq)
+        return rec is not None and rec.status is ItemStatus.PENDING
 
     def pending(self, batch_id: str, cursor: str | None, limit: int) -> tuple[list[ItemRecord], str | None]:
         return self._query(batch_id, ItemStatus.PENDING, limit, cursor, consistent=True)

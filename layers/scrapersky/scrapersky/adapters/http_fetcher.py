@@ -22,7 +22,7 @@ from urllib3.util import parse_url
 from scrapersky.adapters.http_deadline import DeadlineAdapter, deadline
 from scrapersky.domain.html import decode_html, summarise_html
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
-from scrapersky.domain.targets import InvalidTarget, TargetPolicy, guard_hop
+from scrapersky.domain.targets import DEFAULT_PORT_OF, InvalidTarget, TargetPolicy, guard_hop
 from scrapersky.ports import Fetcher, HopCheck, Sink
 
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -58,7 +58,7 @@ def hop_target(url: str) -> tuple[str, str, int]:
     if not parsed.host:
         raise BadHop("no host")
     host = parsed.host.strip("[]").lower()
-    return scheme, host, port or (443 if scheme == "https" else 80)
+    return scheme, host, port or DEFAULT_PORT_OF.get(scheme, 80)
 
 
 class RequestsFetcher(Fetcher):

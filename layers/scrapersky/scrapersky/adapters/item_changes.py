@@ -13,6 +13,7 @@ from typing import Any
 
 from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.expressions import Update
+from scrapersky.domain.progress import iso_at
 from scrapersky.models import ItemStatus
 from scrapersky.records import ErrorSample, ItemEnd, ItemError, ItemRecord, ItemRef
 
@@ -114,7 +115,7 @@ def ending(
         message = (error.message or error.code)[:_MAX_MESSAGE]
         sets |= {"error_code": error.code, "error_message": message}
         counters = {"failed": 1, bt.ERROR_COUNTER + error.code: 1}
-        sample = ErrorSample(end.item, error.code, message, bt.iso(now))
+        sample = ErrorSample(end.item, error.code, message, iso_at(now))
     if from_status is ItemStatus.IN_PROGRESS:
         counters["in_progress"] = -1
     return ItemChange(

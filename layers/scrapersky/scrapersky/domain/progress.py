@@ -14,8 +14,11 @@ MAX_ERROR_SAMPLES = 5
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
+    return None if ts is None else iso_at(ts)
+
+
+def iso_at(ts: float) -> str:
+    """An epoch time as ISO 8601 UTC with milliseconds (`2026-12-04T20:11:21.171Z`)."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

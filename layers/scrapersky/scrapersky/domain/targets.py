@@ -14,7 +14,7 @@ from scrapersky.models import MAX_ITEM_LENGTH, RejectedItem
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 _SCHEMES = {"http", "https"}
-_DEFAULT_PORT = {"http": 80, "https": 443}
+DEFAULT_PORT_OF = {"http": 80, "https": 443}
 DEFAULT_PORTS = frozenset({80, 443, 8080, 8443})
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
 
@@ -90,9 +90,9 @@ def normalise_page(raw: str, policy: TargetPolicy) -> str:
         raise InvalidTarget(f"longer than {MAX_ITEM_LENGTH} characters")
     parts, scheme, host, port = _parts(text)
     guard_host(host, policy)
-    policy.check_port(port or _DEFAULT_PORT[scheme])
+    policy.check_port(port or DEFAULT_PORT_OF[scheme])
     netloc = host if ":" not in host else f"[{host}]"
-    if port and port != _DEFAULT_PORT[scheme]:
+    if port and port != DEFAULT_PORT_OF[scheme]:
         netloc = f"{netloc}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
@@ -162,7 +162,7 @@ def guard_hop(
 def guard_resolved(url: str, policy: TargetPolicy, resolve: Callable[[str, int], Iterable[str]]) -> None:
     """guard_hop for a URL that parses the same way everywhere (a normalised item)."""
     parts = urlsplit(url)
-    guard_hop(parts.scheme, parts.hostname or "", parts.port or _DEFAULT_PORT.get(parts.scheme, 0), policy, resolve)
+    guard_hop(parts.scheme, parts.hostname or "", parts.port or DEFAULT_PORT_OF.get(parts.scheme, 0), policy, resolve)
 
 
 @dataclass

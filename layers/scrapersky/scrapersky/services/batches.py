@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import secrets
 from typing import Any
 
 from scrapersky.domain.progress import batch_view, iso, total
 from scrapersky.domain.targets import NormalisedItems
 from scrapersky.errors import Conflict, InvalidCursor, InvalidInput, NotFound
-from scrapersky.models import BatchStatus, CreateBatchRequest, FanoutMessage, ItemStatus, ItemView
+from scrapersky.models import BATCH_ID, BatchStatus, CreateBatchRequest, FanoutMessage, ItemStatus, ItemView
 from scrapersky.records import BatchRecord, ItemRecord
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import batch_ended, dispatch, start_next_in_group
 
 MAX_LISTED_REJECTIONS = 100
 CHUNK_BYTES = 200_000  # a chunk message's items, as JSON bytes: well under SQS's message limit
-_BATCH_ID = re.compile(r"^b_[0-9a-z]{20,40}$")  # an id we could have given out; anything else is a 404
 CANCELLABLE = (BatchStatus.QUEUED, BatchStatus.PENDING, BatchStatus.PROCESSING)
 
 
@@ -121,7 +119,7 @@ def send_chunks(deps: Deps, batch: BatchRecord, chunks: list[tuple[int, list[str
 
 def owned_batch(deps: Deps, tenant_id: str, batch_id: str) -> BatchRecord:
     """The tenant's batch; another tenant's or a missing one is a 404."""
-    batch = deps.batches.get(batch_id) if _BATCH_ID.match(batch_id) else None
+    batch = deps.batches.get(batch_id) if BATCH_ID.fullmatch(batch_id) else None
     if batch is None or batch.tenant_id != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
     return batch
@@ -153,7 +151,7 @@ def cancel_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
 
 
 def get_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
-    full = deps.batches.get_with_counts(batch_id) if _BATCH_ID.match(batch_id) else None
+    full = deps.batches.get_with_counts(batch_id) if BATCH_ID.fullmatch(batch_id) else None
     if full is None or full[0].tenant_id != tenant_id:
         raise NotFound(f"batch {batch_id} not found")
     batch, shards = full
