@@ -96,14 +96,7 @@ def _write(deps: Deps, msg: FanoutMessage, batch: BatchRecord, keys: dict[str, s
     state = msg.export
     assert state is not None
     files = _Files(batch.kind, header=state.part == 1 and msg.cursor is None)
-    cursor = msg.cursor
-    read = _urls if batch.kind in LISTS_URLS else _items
-    while True:
-        lines, cursor = read(deps, batch, cursor)
-        for line in lines:
-            files.add(line)
-        if not cursor or files.smallest() >= deps.settings.export_part_bytes:
-            break
+    cursor = _fill(deps, batch, files, msg.cursor)
     for fmt, data in files.parts().items():
         deps.results.write_part(keys[fmt], state.uploads[fmt], state.part, data)
     if cursor:
@@ -114,6 +107,17 @@ def _write(deps: Deps, msg: FanoutMessage, batch: BatchRecord, keys: dict[str, s
         deps.results.complete(keys[fmt], upload)
     deps.batches.mark_exported(batch.batch_id, keys)
     return "exported"
+
+
+def _fill(deps: Deps, batch: BatchRecord, files: _Files, cursor: str | None) -> str | None:
+    """Reads pages from the cursor until the part has its size or the batch its end; the cursor after them."""
+    read = _urls if batch.kind in LISTS_URLS else _items
+    while True:
+        lines, cursor = read(deps, batch, cursor)
+        for line in lines:
+            files.add(line)
+        if not cursor or files.smallest() >= deps.settings.export_part_bytes:
+            return cursor
 
 
 def _items(deps: Deps, batch: BatchRecord, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
