@@ -200,3 +200,16 @@ def test_follow_and_a_private_address_are_422_and_nothing_is_fetched():
         sitemap(deps, "http://169.254.169.254/sitemap.xml")
     assert e.value.status_code == 422
     assert deps.pool.leases == [] and deps.fetcher.fetches == []
+
+
+def test_the_urls_shown_stay_within_a_megabyte_however_long_they_are():
+    deps = make_deps(proxies=1, default_host_rate=20.0)
+    paths = [f"/{i}/{'x' * 4000}" for i in range(300)]  # 1.2 MB of URLs
+    Site(deps, {"/robots.txt": Streamed(robots("/a.xml")), "/a.xml": Streamed(urlset(*paths))})
+
+    got = sitemap(deps)
+
+    assert got["result"]["urls_found"] == 300 and got["urls_truncated"] is True
+    shown = sum(len(u["url"]) for u in got["urls"])
+    assert 900_000 < shown <= 1 << 20
+    assert [u["url"] for u in got["urls"]] == [f"https://s.test{p}" for p in paths[: len(got["urls"])]]

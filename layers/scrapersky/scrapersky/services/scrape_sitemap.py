@@ -160,7 +160,8 @@ class _Job:
     walk: _Walk
     plan: DocumentPlan
     granted: int = 0
-    found: dict[str, dict[str, Any]] = field(default_factory=dict)  # URL -> its /urls entry, in reading order
+    found: set[str] = field(default_factory=set)  # the URLs new to the item (a big item: only strings held)
+    views: list[dict[str, Any]] = field(default_factory=list)  # /urls entries of the first ones, to show
     options: SitemapOptions = field(init=False)
     host: str = field(init=False)
 
@@ -179,16 +180,21 @@ class _Job:
         for _pos, e in entries:
             fresh = e.url not in self.walk.listed and e.url not in self.found
             if fresh:
-                self.found[e.url] = {
-                    "url": e.url,
-                    "lastmod": e.lastmod,
-                    "changefreq": e.changefreq,
-                    "priority": e.priority,
-                    "sitemap": self.plan.url,
-                    "item": self.walk.item,
-                }
+                self.found.add(e.url)
+                if len(self.walk.shown) + len(self.views) <= MAX_SHOWN_URLS:  # one past: the answer says "more"
+                    self.views.append(self._view(e))
             new.append(fresh)
         return new
+
+    def _view(self, e: Entry) -> dict[str, Any]:
+        return {
+            "url": e.url,
+            "lastmod": e.lastmod,
+            "changefreq": e.changefreq,
+            "priority": e.priority,
+            "sitemap": self.plan.url,
+            "item": self.walk.item,
+        }
 
     def listed(self, url: str) -> bool:
         return url in self.walk.listed or url in self.found
@@ -231,7 +237,8 @@ class _Job:
             return
         for url in self.found:
             self.walk.listed.add(url)
-        self.walk.show(self.found.values())
+        self.walk.show(self.views)
+        self.walk.more = self.walk.more or len(self.views) < len(self.found)
         self.walk.tally.merge(DocumentCount.from_dict(raw))
 
     def failed(self, o: Outcome) -> None:
