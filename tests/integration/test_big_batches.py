@@ -185,8 +185,11 @@ def test_a_forged_item_cursor_is_refused_whatever_block_it_names(ddb):
             items.pending(b, b64(key), 2)
 
 
-def test_fan_out_chunks_past_seq_999_999_come_back_in_order(ddb):
+def test_fan_out_chunks_past_seq_999_999_come_back_in_order_from_several_partitions(ddb):
     sweeps = DynamoSweeps("batches", ddb)
-    chunks = [(0, ["a"]), (999_900, ["b"]), (999_999, ["c"]), (1_000_000, ["d"])]
+    firsts = [0, 100, 1_000, 15_900, 16_000, 500_000, 999_900, 999_999, 1_000_000]
+    chunks = [(first, [f"https://example.com/{first}"]) for first in firsts]
     sweeps.save_chunks("b_000000000001000000000000", list(reversed(chunks)), NOW)
     assert sweeps.chunks("b_000000000001000000000000") == chunks
+    partitions = {r["pk"]["S"] for r in ddb.scan(TableName="batches")["Items"]}
+    assert len(partitions) > 1

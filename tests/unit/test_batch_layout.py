@@ -36,3 +36,12 @@ def test_item_and_chunk_sort_keys_sort_as_their_seqs_past_a_million():
 def test_every_row_names_its_batch():
     for pk in (bt.batch_pk(BATCH), bt.item_key(BATCH, 999_999)["pk"]["S"], bt.shard_key(BATCH, 15)["pk"]["S"]):
         assert bt.batch_id_of(pk) == BATCH
+
+
+def test_a_million_items_fan_out_chunks_spread_evenly_over_the_chunk_partitions():
+    chunk_items = 100  # settings.chunk_items' default
+    firsts = range(0, bt.MAX_STORED_ITEMS, chunk_items)
+    per_key = Counter(bt.chunk_pk(BATCH, bt.chunk_part(first)) for first in firsts)
+    assert len(per_key) == bt.CHUNK_PARTITIONS == 16
+    one_block = bt.ITEM_BLOCK // chunk_items
+    assert max(per_key.values()) <= len(firsts) // bt.CHUNK_PARTITIONS + one_block  # about 1/16 each

@@ -4,7 +4,8 @@ Keys (pk, sk):
   B#<batch>           A          the batch record (GSI by_tenant: gsi1pk=T#<tenant>, gsi1sk=<batch id, time-sortable>)
   B#<batch>#C<nnn>    C#<nnn>    counter shard nnn: its share of the total and its counters
   B#<batch>#I<block>  I#<seq>    one item: seq in 7 digits, block = seq // ITEM_BLOCK in 4
-  B#<batch>           F#<first>  a fan-out chunk's items, kept until the batch expires (the sweeper re-sends them)
+  B#<batch>#F<nn>     F#<first>  a fan-out chunk's items, kept until the batch expires (the sweeper re-sends them);
+                                 nn = block_of(first) % CHUNK_PARTITIONS
   G#<tenant>#<group>  L          the group lock (running = batch id)
   K#<tenant>#<token>  T          a client token -> batch id
 Batches queued behind a busy group carry gwpk/gwsk (sparse GSI group_wait) until they start; batches whose
@@ -17,6 +18,9 @@ items spreads over 1,000 keys (no key holds more than 0.1% of it); concurrent fa
 workers' finishes land in different keys; a block (≤ 1,000 rows, about one 1 MB Query page) is read in one or
 two requests, so a listing page (≤ 1,000 items) touches at most two blocks. A smaller block would cost more
 requests per page; a larger one would put more of a batch's write front in one key.
+
+A million items' chunks are ~100 MB written at create: spread over CHUNK_PARTITIONS keys, not one (the sweeper
+reads them back from those few keys).
 
 Each counter shard has its own key too (every item change writes one): the status read is ONE BatchGetItem
 of the meta row and the keys of shards 0..max_shards-1 (a missing shard costs like a small read), the same for
@@ -41,6 +45,7 @@ CHANGE_MARK = "chg"  # the id of the last change written to a record (see ItemCh
 ITEM_SK = re.compile(r"I#([0-9]{7})")  # an item's sort key as item_sk writes it (ASCII digits only)
 SHARD_PREFIX = "C#"
 CHUNK_PREFIX = "F#"
+CHUNK_PARTITIONS = 16  # the keys a batch's fan-out chunk rows are spread over
 UNSENT = "unsent"  # sparse index (and its key): the batch's chunks are not all on the fan-out queue yet
 GROUPS_INDEX, GROUPS = "groups", "grp"  # sparse index of group lock rows, and its key
 ERROR_COUNTER = "e_"  # failed items by final error code: e_<code> on the counter shard
@@ -93,6 +98,15 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 
 def item_key(batch_id: str, seq: int, block_items: int = ITEM_BLOCK) -> dict[str, Any]:
     return key(item_pk(batch_id, seq, block_items), item_sk(seq))
+
+
+def chunk_pk(batch_id: str, part: int) -> str:
+    return f"B#{batch_id}#F{part:02d}"
+
+
+def chunk_part(first_seq: int) -> int:
+    """Which of the batch's chunk partitions holds the chunk starting at this seq."""
+    return block_of(first_seq) % CHUNK_PARTITIONS
 
 
 def chunk_sk(first_seq: int) -> str:
