@@ -22,7 +22,7 @@ _CURSOR_KEYS = frozenset({"pk", "sk"})
 class ItemPages:
     """Reads pages of one table's items; `block_items` must be the one the items were written with."""
 
-    client: Any
+    ddb: Any
     table: str
     block_items: int = bt.ITEM_BLOCK
 
@@ -41,7 +41,7 @@ class ItemPages:
                 {"p": bt.block_pk(batch_id, block), "i": bt.ITEM_PREFIX},
                 status=status,
             )
-            rows, last = query_page(self.client, {**kwargs, "ConsistentRead": consistent}, limit - len(found), start)
+            rows, last = query_page(self.ddb, {**kwargs, "ConsistentRead": consistent}, limit - len(found), start)
             found.extend(rows)
             if last is not None:  # the page filled up inside this block
                 return found, encode_cursor(last)
@@ -53,7 +53,7 @@ class ItemPages:
 
     def _blocks(self, batch_id: str, consistent: bool) -> int:
         """How many blocks the batch's items span (0 for a batch not stored): its seqs are 0..total_items-1."""
-        got = self.client.get_item(
+        got = self.ddb.get_item(
             TableName=self.table,
             Key=bt.meta_key(batch_id),
             ProjectionExpression="total_items",
