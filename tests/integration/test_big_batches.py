@@ -12,6 +12,7 @@ from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
+from scrapersky.adapters.item_pages import MAX_BLOCKS_PER_PAGE
 from scrapersky.errors import InvalidCursor
 from scrapersky.models import ItemStatus
 from scrapersky.records import BatchRecord, ItemRef
@@ -101,6 +102,20 @@ def test_a_block_never_stored_is_skipped_and_the_listing_goes_on(ddb):
         assert got == stored, limit
 
 
+def test_a_page_reads_a_bounded_number_of_blocks_and_the_cursor_goes_on_exactly(ddb):
+    batch, _ = made(ddb, TOTAL)
+    items = DynamoItemStore("batches", ddb, block_items=BLOCK, max_blocks_per_page=2)
+    items.put_pending(batch, 0, [f"https://example.com/{i}" for i in range(TOTAL)], NOW)
+    for s in (1, 2, 22):  # matches only in the first and the last block
+        assert items.cancel(ref(batch, s), NOW + 1)
+    calls = Calls(ddb)
+    rows, cursor = items.query(batch.batch_id, ItemStatus.CANCELLED, 10, None)
+    assert [r.seq for r in rows] == [1, 2] and cursor  # a short page: two blocks read, four more to go
+    assert calls.names.count("Query") == 2
+    got, pages = all_pages(lambda n, c: items.query(batch.batch_id, ItemStatus.CANCELLED, n, c), 10)
+    assert got == [1, 2, 22] and pages == 3
+
+
 def test_counters_stay_exact_when_items_of_many_blocks_change(ddb):
     batch, items = made(ddb, TOTAL)
     items.put_pending(batch, 0, [f"https://example.com/{i}" for i in range(TOTAL)], NOW)
@@ -148,10 +163,10 @@ def test_the_last_items_of_a_million_list_in_order_after_the_first(ddb):
     last = list(range(999_995, 1_000_000))
     items.put_pending(batch, 0, ["https://example.com/0", "https://example.com/1"], NOW)
     items.put_pending(batch, last[0], [f"https://example.com/{i}" for i in last], NOW)
-    rows, cursor = items.query(batch.batch_id, None, 3, None)  # through 998 blocks never stored
-    assert [r.seq for r in rows] == [0, 1, 999_995]
-    rest, end = items.query(batch.batch_id, None, 10, cursor)
-    assert [r.seq for r in rest] == last[1:] and end is None
+    # through 998 blocks never stored, at most MAX_BLOCKS_PER_PAGE of them a page
+    seqs, pages = all_pages(lambda n, c: items.query(batch.batch_id, None, n, c), 3)
+    assert seqs == [0, 1, *last]
+    assert pages == -(-1_000 // MAX_BLOCKS_PER_PAGE) + 1  # the last block's 5 items take two pages of 3
     assert items.get(batch.batch_id, 999_999) is not None
     with pytest.raises(ValueError):
         items.put_pending(batch, 999_999, ["https://example.com/a", "https://example.com/b"], NOW)

@@ -26,7 +26,7 @@ from scrapersky.adapters.ddb import (
 )
 from scrapersky.adapters.expressions import Update
 from scrapersky.adapters.item_changes import ItemChange, item_from_row
-from scrapersky.adapters.item_pages import ItemPages
+from scrapersky.adapters.item_pages import MAX_BLOCKS_PER_PAGE, ItemPages
 from scrapersky.errors import RetryableStoreError
 from scrapersky.models import ItemStatus
 from scrapersky.ports import Applied, Claim, ClaimRefused, ItemStore
@@ -45,7 +45,8 @@ class DynamoItemStore(ItemStore):
     """Items of every batch, in the block partitions of their batch (`B#<batch>#I<block>`, `I#<seq>`).
 
     `client` is a boto3 DynamoDB client; `put_concurrency` bounds the parallel conditional puts of a chunk;
-    `block_items` (items per partition key) is the layout's, smaller only in tests that cross many blocks."""
+    `block_items` (items per partition key) is the layout's, smaller only in tests that cross many blocks;
+    `max_blocks_per_page` bounds the blocks one page reads (see item_pages)."""
 
     def __init__(
         self,
@@ -54,13 +55,14 @@ class DynamoItemStore(ItemStore):
         put_concurrency: int = 16,
         retention_s: float = bt.DEFAULT_RETENTION_S,
         block_items: int = bt.ITEM_BLOCK,
+        max_blocks_per_page: int = MAX_BLOCKS_PER_PAGE,
     ) -> None:
         self.table = table_name
         self.ddb = client
         self.put_concurrency = put_concurrency
         self.retention_s = retention_s  # an item expires (table TTL) this long after it was stored
         self.block_items = block_items
-        self.pages = ItemPages(client, table_name, block_items)
+        self.pages = ItemPages(client, table_name, block_items, max_blocks_per_page)
 
     # ---- writing and reading items ---------------------------------------------------------------------------
     def put_pending(self, batch: BatchRecord, first_seq: int, items: list[str], now: float) -> list[tuple[int, str]]:

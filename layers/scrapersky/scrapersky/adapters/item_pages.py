@@ -5,6 +5,10 @@ row returned or filtered out), or the last seq of a block read to its end; eithe
 exactly after it, so paging has no gap and no duplicate. A cursor is checked back against the batch: its sort
 key written exactly as `item_sk` writes it, its partition the block of that seq in this batch, its seq within
 the batch's blocks; anything else is InvalidCursor (a 400), never a query of someone else's partition.
+
+One page reads at most `max_blocks` blocks: a filtered listing of a million items with few matches would else
+read the whole batch in one request (an API call past its timeout). Such a page may hold fewer than `limit`
+items, even none, and still a cursor; every caller goes on while there is a cursor.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.ddb import de_item, decode_cursor, encode_cursor, query_page
 
 _CURSOR_KEYS = frozenset({"pk", "sk"})
+MAX_BLOCKS_PER_PAGE = 64  # at most ~64 MB read for one page (a block is about one 1 MB Query page)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class ItemPages:
     ddb: Any
     table: str
     block_items: int = bt.ITEM_BLOCK
+    max_blocks: int = MAX_BLOCKS_PER_PAGE
 
     def page(
         self, batch_id: str, status: str | None, limit: int, cursor: str | None, consistent: bool
@@ -34,7 +40,8 @@ class ItemPages:
         blocks = self._blocks(batch_id, consistent)
         block, start = self._resume(batch_id, cursor, blocks)
         found: list[dict[str, Any]] = []
-        while block < blocks and len(found) < limit:
+        budget = range(block, min(blocks, block + self.max_blocks))
+        while block in budget and len(found) < limit:
             kwargs = bt.query_kwargs(
                 self.table,
                 "pk = {p} AND begins_with(sk, {i})",
@@ -48,7 +55,7 @@ class ItemPages:
             block, start = block + 1, None
         if block >= blocks:
             return found, None
-        end = block * self.block_items - 1  # the page filled up at the end of the block before `block`
+        end = block * self.block_items - 1  # the page filled up, or ran out of blocks, at the end of the one before
         return found, encode_cursor({"pk": bt.item_pk(batch_id, end, self.block_items), "sk": bt.item_sk(end)})
 
     def _blocks(self, batch_id: str, consistent: bool) -> int:
