@@ -185,6 +185,13 @@ def forged_cursors(world) -> dict[str, str]:
         "extra key": b64({"pk": "B#" + ours, "sk": "I#000001", "x": "y"}),
         "long key": b64({"pk": "B#" + ours, "sk": "I#" + "1" * 1200}),
         "NUL": b64({"pk": "B#" + ours, "sk": "I#000001\u0000"}),
+        # the block layout: the block must be the seq's, the seq within the batch, written in 7 ASCII digits
+        "six-digit seq": b64({"pk": f"B#{ours}#I0000", "sk": "I#000001"}),
+        "block not of its seq": b64({"pk": f"B#{ours}#I0001", "sk": "I#0000001"}),
+        "seq past the batch": b64({"pk": f"B#{ours}#I0999", "sk": "I#0999999"}),
+        "non-ASCII digits": b64({"pk": f"B#{ours}#I0000", "sk": "I#\u0661\u0661\u0661\u0661\u0661\u0661\u0661"}),
+        "a counter shard's own key": b64({"pk": f"B#{ours}#C000", "sk": "C#000"}),
+        "another tenant's block": b64({"pk": f"B#{other}#I0000", "sk": "I#0000001"}),
     }
 
 

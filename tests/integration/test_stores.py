@@ -316,7 +316,8 @@ def test_a_dead_lettered_item_ends_failed_from_any_state_and_is_never_counted_tw
     stores.items.cancel(ref(batch, 2), NOW)  # already finished
     claimed(stores, batch, 1)  # in progress
     never_stored = ref(batch, 3)  # its chunk was dead-lettered: the record is written only by this path
-    stores.items.ddb.delete_item(TableName="batches", Key={"pk": {"S": f"B#{batch.batch_id}"}, "sk": {"S": "I#000003"}})
+    raw_key = {"pk": {"S": f"B#{batch.batch_id}#I0000"}, "sk": {"S": "I#0000003"}}
+    stores.items.ddb.delete_item(TableName="batches", Key=raw_key)
 
     results = {
         "missing": stores.items.fail_from_dead_letter(never_stored, "https://example.com/3", POISON, NOW + 1),
@@ -441,9 +442,13 @@ def test_every_row_of_a_batch_and_its_items_expires_after_the_retention(stores):
     items.fail_from_dead_letter(ref(batch, 1), "https://b.example/", ItemError("poison_message", "x"), NOW + 4)
     rows = stores.batches.ddb.scan(TableName="batches")["Items"]
     mine = [r for r in rows if batch.batch_id in r["pk"]["S"] or r["pk"]["S"].startswith("K#")]
-    assert {r["sk"]["S"] for r in mine} >= {"A", "C#000", "T", "I#000000", "I#000001"}
+    b = f"B#{batch.batch_id}"
+    keys = {(r["pk"]["S"], r["sk"]["S"]) for r in mine}
+    assert keys >= {(b, "A"), (f"{b}#C000", "C#000"), (f"{b}#I0000", "I#0000000"), (f"{b}#I0000", "I#0000001")}
+    assert "T" in {sk for _, sk in keys}
     for r in mine:
-        start = NOW + 3 if r["sk"]["S"] == "I#000000" else NOW + 4 if r["sk"]["S"] == "I#000001" else batch.created_at
+        sk = r["sk"]["S"]
+        start = NOW + 3 if sk == "I#0000000" else NOW + 4 if sk == "I#0000001" else batch.created_at
         assert int(r["expires_at"]["N"]) == int(start + retention), r
 
 

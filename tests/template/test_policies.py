@@ -339,6 +339,7 @@ def test_the_dynamodb_walk_sees_what_it_must_see():
     assert ("ProxiesTable", "dynamodb:Scan") in dynamodb_of(roots_of("WorkerFunction"))  # the pool's snapshot
     assert ("BatchesTable", "dynamodb:UpdateItem") in dynamodb_of(roots_of("WorkerFunction"))
     assert dynamodb_of(roots_of("StatusFunction")) == {
+        ("BatchesTable", "dynamodb:BatchGetItem"),  # the status read: the meta row and the counter shards
         ("BatchesTable", "dynamodb:GetItem"),
         ("BatchesTable", "dynamodb:Query"),
     }

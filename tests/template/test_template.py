@@ -93,7 +93,8 @@ def test_create_consume_and_status_have_their_own_least_privilege_policies():
     # the exact grants follow the code (test_policies.py); here what must hold whatever the code becomes
     from tests.template.test_policies import dynamodb_granted
 
-    assert {a for _t, a in dynamodb_granted("StatusFunction")} <= {"dynamodb:GetItem", "dynamodb:Query"}
+    reads = {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
+    assert {a for _t, a in dynamodb_granted("StatusFunction")} <= reads
     assert dynamodb_granted("AuthorizerFunction") == {("TenantsTable", "dynamodb:GetItem")}
     assert {t for t, _a in dynamodb_granted("WorkerFunction")} == {"BatchesTable", "ProxiesTable"}
     for fn in ("WorkerFunction", "ScrapeFunction", "MaintenanceFunction"):

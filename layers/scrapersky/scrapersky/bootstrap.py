@@ -47,7 +47,9 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     hosts = DynamoHostBook(settings.proxies_table, ddb)
     return Deps(
         settings=settings,
-        batches=DynamoBatchStore(settings.batches_table, ddb, retention_s=settings.retention_s),
+        batches=DynamoBatchStore(
+            settings.batches_table, ddb, retention_s=settings.retention_s, max_shards=settings.counter_shards_max
+        ),
         items=DynamoItemStore(settings.batches_table, ddb, retention_s=settings.retention_s),
         pool=DynamoProxyPool(
             settings.proxies_table,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,8 @@ from scrapersky.errors import InvalidCursor, RetryableStoreError
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
+BATCH_GET_KEYS = 100  # BatchGetItem's limit
+_BATCH_GET_TRIES = 8
 THROTTLING = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -194,4 +197,26 @@ def query_all(client: Any, **kwargs: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for page in client.get_paginator("query").paginate(**kwargs):
         rows.extend(de_item(i) or {} for i in page.get("Items", []))
+    return rows
+
+
+def batch_get(client: Any, table: str, keys: list[dict[str, Any]], consistent: bool = True) -> list[dict[str, Any]]:
+    """The rows of these keys that exist (in no particular order): one BatchGetItem per 100 keys, plus a
+    retry of any keys it leaves unprocessed (throttling)."""
+    rows: list[dict[str, Any]] = []
+    for at in range(0, len(keys), BATCH_GET_KEYS):
+        pending: dict[str, Any] = {table: {"Keys": keys[at : at + BATCH_GET_KEYS], "ConsistentRead": consistent}}
+        for attempt in range(_BATCH_GET_TRIES):
+            try:
+                got = client.batch_get_item(RequestItems=pending)
+            except ClientError as e:
+                raise_translated(e)
+                raise
+            rows.extend(de_item(i) or {} for i in got.get("Responses", {}).get(table, []))
+            pending = got.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(0.02 * 2**attempt)
+        if pending:
+            raise RetryableStoreError("a batch read kept coming back unprocessed")
     return rows

@@ -14,6 +14,8 @@ from botocore.exceptions import ClientError
 
 from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.ddb import (
+    BATCH_GET_KEYS,
+    batch_get,
     cancellation_codes,
     conditional,
     de_item,
@@ -22,7 +24,6 @@ from scrapersky.adapters.ddb import (
     is_condition_failure,
     is_retryable,
     put_new_op,
-    query_all,
     query_page,
     raise_translated,
     ser_item,
@@ -85,23 +86,29 @@ def _token_row(batch: BatchRecord, token: str) -> dict[str, Any]:
 
 def _shard_row(batch_id: str, shard: int, total: int) -> dict[str, Any]:
     counters = dict.fromkeys(("succeeded", "failed", "cancelled", "in_progress", "retries", bt.FINISHED), 0)
-    return {"pk": bt.batch_pk(batch_id), "sk": bt.shard_sk(shard), "total": total, **counters}
+    return {"pk": bt.shard_pk(batch_id, shard), "sk": bt.shard_sk(shard), "total": total, **counters}
 
 
 class DynamoBatchStore(BatchStore):
     """Batches, their counter shards, group locks and client tokens in one DynamoDB table.
 
-    `client` is a boto3 DynamoDB client (built once by the composition root)."""
+    `client` is a boto3 DynamoDB client (built once by the composition root); `max_shards` is the most counter
+    shards a batch is created with (settings.counter_shards_max): the status read asks for that many."""
 
-    def __init__(self, table_name: str, client: Any, retention_s: float = bt.DEFAULT_RETENTION_S) -> None:
+    def __init__(
+        self, table_name: str, client: Any, retention_s: float = bt.DEFAULT_RETENTION_S, max_shards: int = 16
+    ) -> None:
         self.table = table_name
         self.ddb = client
         self.retention_s = retention_s  # every row of a batch expires (table TTL) this long after its creation
+        self.max_shards = max(1, min(max_shards, BATCH_GET_KEYS - 1))  # the meta row and the shards: one request
 
     # ---- create ----------------------------------------------------------------------------------------------
     def create(
         self, batch: BatchRecord, shard_totals: list[int], client_token: str | None, take_group: bool
     ) -> tuple[BatchRecord, bool]:
+        if batch.total_items > bt.MAX_STORED_ITEMS:
+            raise ValueError(f"a batch holds at most {bt.MAX_STORED_ITEMS} items, not {batch.total_items}")
         batch = dataclasses.replace(batch, shards=len(shard_totals))
         ops, token_at, group_at = self._create_ops(batch, shard_totals, client_token, take_group)
         try:
@@ -153,14 +160,18 @@ class DynamoBatchStore(BatchStore):
         return batch_from_row(row) if row else None
 
     def get_with_counts(self, batch_id: str) -> tuple[BatchRecord, list[ShardCounts]] | None:
-        kwargs = bt.query_kwargs(
-            self.table, "pk = {p} AND sk < {d}", {"p": bt.batch_pk(batch_id), "d": bt.BEFORE_ITEMS}
-        )
-        rows = query_all(self.ddb, **kwargs, ConsistentRead=True)
+        """One BatchGetItem of the meta row and the keys of shards 0..max_shards-1, whatever the item count."""
+        keys = [bt.meta_key(batch_id), *(bt.shard_key(batch_id, s) for s in range(self.max_shards))]
+        rows = batch_get(self.ddb, self.table, keys)
         meta = next((r for r in rows if r["sk"] == bt.META_SK), None)
         if meta is None:
             return None
-        return batch_from_row(meta), [counts_from_row(r) for r in rows if r["sk"].startswith(bt.SHARD_PREFIX)]
+        batch = batch_from_row(meta)
+        if batch.shards > self.max_shards:  # created when counter_shards_max was higher: read the rest too
+            more = [bt.shard_key(batch_id, s) for s in range(self.max_shards, batch.shards)]
+            rows += batch_get(self.ddb, self.table, more)
+        shards = sorted((r for r in rows if r["sk"].startswith(bt.SHARD_PREFIX)), key=lambda r: str(r["sk"]))
+        return batch, [counts_from_row(r) for r in shards]
 
     def list(
         self, tenant_id: str, limit: int, cursor: str | None, status: BatchStatus | None, group: str | None

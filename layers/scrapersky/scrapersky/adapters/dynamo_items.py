@@ -21,14 +21,12 @@ from scrapersky.adapters.ddb import (
     cancellation_items,
     conditional,
     de_item,
-    decode_cursor,
-    encode_cursor,
     put_new,
-    query_page,
     raise_translated,
 )
 from scrapersky.adapters.expressions import Update
 from scrapersky.adapters.item_changes import ItemChange, item_from_row
+from scrapersky.adapters.item_pages import MAX_BLOCKS_PER_PAGE, ItemPages
 from scrapersky.errors import RetryableStoreError
 from scrapersky.models import ItemStatus
 from scrapersky.ports import Applied, Claim, ClaimRefused, ItemStore
@@ -36,7 +34,6 @@ from scrapersky.records import BatchRecord, ErrorSample, ItemEnd, ItemError, Ite
 
 _TXN_RETRIES = 6  # transaction conflicts are short-lived: a few quick tries, then the message is retried
 _DLQ_TRIES = 8
-_CURSOR_KEYS = frozenset({"pk", "sk"})
 _CONDITION_FAILED = "ConditionalCheckFailed"
 
 
@@ -45,17 +42,27 @@ class ShardWouldComplete(Exception):
 
 
 class DynamoItemStore(ItemStore):
-    """Items of every batch, in the batch's partition of the batches table (`I#<seq>`).
+    """Items of every batch, in the block partitions of their batch (`B#<batch>#I<block>`, `I#<seq>`).
 
-    `client` is a boto3 DynamoDB client; `put_concurrency` bounds the parallel conditional puts of a chunk."""
+    `client` is a boto3 DynamoDB client; `put_concurrency` bounds the parallel conditional puts of a chunk;
+    `block_items` (items per partition key) is the layout's, smaller only in tests that cross many blocks;
+    `max_blocks_per_page` bounds the blocks one page reads (see item_pages)."""
 
     def __init__(
-        self, table_name: str, client: Any, put_concurrency: int = 16, retention_s: float = bt.DEFAULT_RETENTION_S
+        self,
+        table_name: str,
+        client: Any,
+        put_concurrency: int = 16,
+        retention_s: float = bt.DEFAULT_RETENTION_S,
+        block_items: int = bt.ITEM_BLOCK,
+        max_blocks_per_page: int = MAX_BLOCKS_PER_PAGE,
     ) -> None:
         self.table = table_name
         self.ddb = client
         self.put_concurrency = put_concurrency
         self.retention_s = retention_s  # an item expires (table TTL) this long after it was stored
+        self.block_items = block_items
+        self.pages = ItemPages(client, table_name, block_items, max_blocks_per_page)
 
     # ---- writing and reading items ---------------------------------------------------------------------------
     def put_pending(self, batch: BatchRecord, first_seq: int, items: list[str], now: float) -> list[tuple[int, str]]:
@@ -64,6 +71,8 @@ class DynamoItemStore(ItemStore):
             ref = ItemRef(batch.batch_id, seq, batch.shard_of(seq))
             return seq_item if self._put_if_new(ref, item, now) else None
 
+        if first_seq < 0 or first_seq + len(items) > bt.MAX_STORED_ITEMS:
+            raise ValueError(f"seqs {first_seq}..{first_seq + len(items) - 1} are outside what the store holds")
         pairs = list(enumerate(items, start=first_seq))
         with ThreadPoolExecutor(max_workers=min(self.put_concurrency, max(1, len(pairs)))) as pool:
             return [r for r in pool.map(put, pairs) if r is not None]
@@ -71,7 +80,7 @@ class DynamoItemStore(ItemStore):
     def _put_if_new(self, ref: ItemRef, item: str, now: float) -> bool:
         """True when the item is pending after the put: new, or stored earlier and not started yet (never
         overwritten: it may be running or done)."""
-        old = put_new(self.ddb, self.table, changes.pending_row(ref, item, now, self.retention_s))
+        old = put_new(self.ddb, self.table, changes.pending_row(ref, item, now, self.retention_s, self.block_items))
         if old is None:
             return True
         rec = item_from_row(old) if old else self.get(ref.batch_id, ref.seq)
@@ -88,22 +97,15 @@ class DynamoItemStore(ItemStore):
     def _query(
         self, batch_id: str, status: ItemStatus | None, limit: int, cursor: str | None, consistent: bool
     ) -> tuple[list[ItemRecord], str | None]:
-        pk = bt.batch_pk(batch_id)
-        # a cursor of another batch must not page through that batch's items
-        start = decode_cursor(
-            cursor, _CURSOR_KEYS, lambda k: k["pk"] == pk and bt.ITEM_SK.fullmatch(k["sk"]) is not None
-        )
-        kwargs = bt.query_kwargs(
-            self.table,
-            "pk = {p} AND begins_with(sk, {i})",
-            {"p": pk, "i": bt.ITEM_PREFIX},
-            status=status.value if status else None,
-        )
-        rows, last = query_page(self.ddb, {**kwargs, "ConsistentRead": consistent}, limit, start)
-        return [item_from_row(r) for r in rows], encode_cursor(last)
+        rows, nxt = self.pages.page(batch_id, status.value if status else None, limit, cursor, consistent)
+        return [item_from_row(r) for r in rows], nxt
+
+    def _key(self, ref: ItemRef) -> dict[str, Any]:
+        return bt.item_key(ref.batch_id, ref.seq, self.block_items)
 
     def get(self, batch_id: str, seq: int) -> ItemRecord | None:
-        got = self.ddb.get_item(TableName=self.table, Key=bt.item_key(batch_id, seq), ConsistentRead=True)
+        key = bt.item_key(batch_id, seq, self.block_items)
+        got = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True)
         row = de_item(got.get("Item"))
         return item_from_row(row) if row else None
 
@@ -144,9 +146,7 @@ class DynamoItemStore(ItemStore):
             old=old_token,
             n=now,
         )
-        return conditional(
-            self.ddb.update_item, TableName=self.table, Key=bt.item_key(ref.batch_id, ref.seq), **u.kwargs()
-        )
+        return conditional(self.ddb.update_item, TableName=self.table, Key=self._key(ref), **u.kwargs())
 
     # ---- changes ---------------------------------------------------------------------------------------------
     def finish(self, ref: ItemRef, token: str, end: ItemEnd, now: float, shard_last: int | None = None) -> Applied:
@@ -206,7 +206,7 @@ class DynamoItemStore(ItemStore):
     def _transact(self, change: ItemChange) -> tuple[bool, ItemRecord | None]:
         """Writes the item change and its counter deltas atomically: (won, the item as it was when it lost)."""
         ref = change.ref
-        item_op = {"TableName": self.table, "Key": bt.item_key(ref.batch_id, ref.seq), **change.item_update().kwargs()}
+        item_op = {"TableName": self.table, "Key": self._key(ref), **change.item_update().kwargs()}
         shard_op = {
             "TableName": self.table,
             "Key": bt.shard_key(ref.batch_id, ref.shard),

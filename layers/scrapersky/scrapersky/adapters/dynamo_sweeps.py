@@ -25,7 +25,12 @@ class DynamoSweeps(Sweeps):
     def save_chunks(self, batch_id: str, chunks: list[tuple[int, list[str]]], now: float) -> None:
         expires = bt.expires_at(now, self.retention_s)
         rows = [
-            {"pk": bt.batch_pk(batch_id), "sk": bt.chunk_sk(first), "items": items, bt.EXPIRES_AT: expires}
+            {
+                "pk": bt.chunk_pk(batch_id, bt.chunk_part(first)),
+                "sk": bt.chunk_sk(first),
+                "items": items,
+                bt.EXPIRES_AT: expires,
+            }
             for first, items in chunks
         ]
         for start in range(0, len(rows), _WRITE_BATCH):
@@ -40,11 +45,17 @@ class DynamoSweeps(Sweeps):
                 raise RetryableStoreError(f"{len(pending)} fan-out chunks could not be kept")
 
     def chunks(self, batch_id: str) -> list[tuple[int, list[str]]]:
-        kwargs = bt.query_kwargs(
-            self.table, "pk = {p} AND begins_with(sk, {f})", {"p": bt.batch_pk(batch_id), "f": bt.CHUNK_PREFIX}
-        )
-        rows = query_all(self.ddb, **kwargs, ConsistentRead=True)
-        return [(int(r["sk"][len(bt.CHUNK_PREFIX) :]), list(r["items"])) for r in rows]
+        """Every kept chunk in seq order, from each of the batch's chunk partitions (rare: a sweep's read)."""
+        rows: list[dict[str, Any]] = []
+        for part in range(bt.CHUNK_PARTITIONS):
+            kwargs = bt.query_kwargs(
+                self.table,
+                "pk = {p} AND begins_with(sk, {f})",
+                {"p": bt.chunk_pk(batch_id, part), "f": bt.CHUNK_PREFIX},
+            )
+            rows += query_all(self.ddb, **kwargs, ConsistentRead=True)
+        found = [(int(r["sk"][len(bt.CHUNK_PREFIX) :]), list(r["items"])) for r in rows]
+        return sorted(found, key=lambda chunk: chunk[0])
 
     def unsent(self, created_before: float, limit: int) -> list[str]:
         # batch ids sort by creation time (their first 12 hex digits are the creation in ms)

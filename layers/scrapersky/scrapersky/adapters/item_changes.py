@@ -79,8 +79,10 @@ def new_item_fields(ref: ItemRef, item: str, now: float, retention_s: float) -> 
     return {**fields, bt.EXPIRES_AT: bt.expires_at(now, retention_s)}
 
 
-def pending_row(ref: ItemRef, item: str, now: float, retention_s: float) -> dict[str, Any]:
-    key = {"pk": bt.batch_pk(ref.batch_id), "sk": bt.item_sk(ref.seq)}
+def pending_row(
+    ref: ItemRef, item: str, now: float, retention_s: float, block_items: int = bt.ITEM_BLOCK
+) -> dict[str, Any]:
+    key = {"pk": bt.item_pk(ref.batch_id, ref.seq, block_items), "sk": bt.item_sk(ref.seq)}
     return {**key, **new_item_fields(ref, item, now, retention_s), "status": ItemStatus.PENDING.value}
 
 
