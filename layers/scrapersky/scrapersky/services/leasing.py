@@ -1,6 +1,7 @@
 """The one path every unit of work takes through a proxy, shared by the worker and the synchronous scrape:
-lease (the pacing slot booked in the same write), wait for the slot, run the kind's fetch, classify, release.
-The lease is released on every path, an exception included."""
+lease (the pacing slots booked: the proxy's for the host and, for a host with a total limit, the host's across the
+pool), wait for the slot, run the kind's fetch, classify, release, and keep what it learnt of the host (a robots.txt's
+Crawl-delay). The lease is released on every path, an exception included."""
 
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ def run_leased(deps: Deps, held: Lease, processor: KindProcessor, unit: Unit) ->
         o = processed.outcome
         deps.pool.release(held, done, _RELEASE.get(o.kind, Release.FAILED), o.retry_after_s, o.proxy_fault)
         released = True
+        if processed.crawl_delay is not None:  # a robots.txt read: its Crawl-delay paces the host across the pool
+            deps.hosts.learn_crawl_delay(held.host, processed.crawl_delay.seconds, done, held.start_at)
         return LeasedRun(processed, held, done)
     finally:
         if not released:
