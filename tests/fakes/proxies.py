@@ -87,6 +87,11 @@ class FakeHostBook(Recorder, HostLimitBook):
             self.host_next[host] = max(self.host_next.get(host, 0.0), read_at + delay_s)
 
     @recorded
+    def book_again(self, host: str, gap_s: float, now: float) -> float:
+        start, self.host_next[host] = host_slot(self.host_next.get(host), now, gap_s)
+        return start
+
+    @recorded
     def forget(self, host: str) -> bool:
         learnt = {k for k in self.learnt if k[1] == host}
         known = host in self.config or host in self.total or host in self.crawl_delays or bool(learnt)
@@ -204,7 +209,7 @@ class FakeProxyPool(Recorder, ProxyPool):
         self.book.learnt.add((p.proxy_id, host))
         limit = self.book.limit(host, now)
         if limit is not None:  # the host's slot across the pool (its opening is in _open_at)
-            start, self.book.host_next[host] = host_slot(self.book.host_next.get(host), start, limit)
+            start, self.book.host_next[host] = host_slot(self.book.host_next.get(host), start, limit.gap_s)
         self.stats["leases"] += 1
         lease = Lease(
             proxy_id=p.proxy_id,
@@ -215,6 +220,7 @@ class FakeProxyPool(Recorder, ProxyPool):
             start_at=start,
             pace=HostPace(rate=self.book.rate(host)),
             last_success_at=p.last_success_at,
+            host_gap_s=None if limit is None else limit.gap_s,
         )
         self.leases.append(lease)
         return lease

@@ -172,3 +172,53 @@ def test_a_sitemap_items_robots_txt_crawl_delay_paces_its_documents_across_the_p
     (host,) = [h for h in hosts["hosts"] if h["host"] == "127.0.0.1"]
     assert (host["crawl_delay_s"], host["total_limit"], host["total_limit_source"]) == (1.5, 0.6667, "crawl_delay")
     assert host["crawl_delay_learnt_at"] is not None and host["crawl_delay_expires_at"] is not None
+
+
+# ---- the admin API -----------------------------------------------------------------------------------------------
+def test_an_admin_sets_shows_and_clears_a_total_rate_and_bad_values_change_nothing(harness):
+    def admin(method, path, body=None):
+        return harness.api("admin", method, path, body, tenant="t_admin", role="admin")
+
+    status, view = admin("PUT", "/hosts/Shop.Example.com", {"rate": 2, "total_rate": 0.5})
+    assert status == 200, view
+    assert (view["rate"], view["total_rate"], view["total_limit"], view["total_limit_source"]) == (
+        2,
+        0.5,
+        0.5,
+        "total_rate",
+    )
+    assert (view["crawl_delay_s"], view["crawl_delay_learnt_at"], view["next_slot_at"]) == (None, None, None)
+    assert admin("GET", "/hosts") == (200, {"hosts": [view]})
+    assert harness.api("admin", "PUT", "/hosts/shop.example.com", {"total_rate": 9})[0] == 403  # tenants cannot
+    for body in (
+        {"total_rate": 0},
+        {"total_rate": -2},
+        {"total_rate": 1e-200},
+        {"total_rate": 1e300},
+        {"total_rate": True},
+        {"total_rate": "2"},
+        {"total_rate": [2]},
+        {"total_rate": 2, "total": 1},
+    ):
+        status, err = admin("PUT", "/hosts/shop.example.com", body)
+        assert status == 422 and err["message"], (body, err)
+    status, err = harness.api(
+        "admin", "PUT", "/hosts/shop.example.com", tenant="t_admin", role="admin", raw_body='{"total_rate": NaN}'
+    )
+    assert status in (400, 422), err
+    assert admin("GET", "/hosts") == (200, {"hosts": [view]})  # nothing changed by the bad requests
+
+    status, cleared = admin("PUT", "/hosts/shop.example.com", {"rate": 2, "total_rate": None})
+    assert (status, cleared["rate"], cleared["total_rate"], cleared["total_limit"]) == (200, 2, None, None)
+
+
+def test_a_request_late_for_its_slot_books_again_at_the_end_of_the_line_however_far(ddb, book):
+    pool = _pool(ddb, book, proxies=3)
+    book.configure(HOST, HostConfig(total_rate=2.0), NOW)
+    late, *_ = [pool.lease(HOST, f"w{i}", NOW, 30, max_wait_s=1.0) for i in range(3)]  # the line: +0, +0.5, +1.0
+    assert late.host_gap_s == 0.5
+
+    again = book.book_again(HOST, late.host_gap_s, NOW + 0.3)
+
+    assert again == NOW + 1.5 and book.hosts()[HOST].next_at == NOW + 2.0
+    assert book.book_again(HOST, 0.5, NOW + 9) == NOW + 9  # a line that ran dry: at once

@@ -29,3 +29,8 @@ class HostLimitBook(HostBook):
         """What the host's robots.txt, just read by a request that started at `read_at`, asks: `delay_s` seconds
         between two requests across the pool, counted from that request, in force for CRAWL_DELAY_KEEP_S from now;
         None (it asks nothing) drops a delay learnt before."""
+
+    @abc.abstractmethod
+    def book_again(self, host: str, gap_s: float, now: float) -> float:
+        """A new slot on the host's line across the pool (`gap_s` apart), for a lease whose slot passed before its
+        request could leave (its claim took long, its container woke late): when the request may start."""

@@ -208,6 +208,7 @@ class Lease:
     start_at: float = 0.0
     pace: HostPace | None = None
     last_success_at: float | None = None
+    host_gap_s: float | None = None  # it booked a slot on the host's line across the pool, spaced this far apart
 
 
 class ProxyPool(abc.ABC):

@@ -16,6 +16,7 @@ from typing import Any
 
 from scrapersky.adapters.ddb import de_item
 from scrapersky.adapters.expressions import Update
+from scrapersky.adapters.host_slots import book_again
 from scrapersky.adapters.proxy_paces import PaceRows
 from scrapersky.adapters.proxy_rows import (
     delete,
@@ -105,6 +106,9 @@ class DynamoHostBook(HostLimitBook):
         later = Update().set(n=read_at + delay_s).when("attribute_not_exists(#n) OR #n < :next", next=read_at + delay_s)
         update(self.ddb, self.table, row, later)
         self._changed()
+
+    def book_again(self, host: str, gap_s: float, now: float) -> float:
+        return book_again(self.ddb, self.table, host, gap_s, now)
 
     def forget(self, host: str) -> bool:
         known = delete(self.ddb, self.table, host_row_id(host))

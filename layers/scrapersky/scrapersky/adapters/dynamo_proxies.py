@@ -237,7 +237,7 @@ class DynamoProxyPool(ProxyPool):
         rec = self._take(p, owner, now, start + lease_s)
         try:
             start, row = self._book(rec, host, now, start, start + lease_s, max_wait_s)
-            start = book_for_lease(self.snapshot, host, now, start, max_wait_s)
+            start, limit = book_for_lease(self.snapshot, host, now, start, max_wait_s)
         except Exception:
             # a booking that failed (throttled, a 5xx, the host busy) must not keep the proxy: nobody holds it yet
             update(self.ddb, self.table, rec["proxy_id"], _hand_back(owner, int(rec["fence"])))
@@ -252,6 +252,7 @@ class DynamoProxyPool(ProxyPool):
             start_at=start,
             pace=self.pacing.pace_of(learnt_pace(row), self.snapshot.view(host, now).record),
             last_success_at=rec.get("last_success_at"),
+            host_gap_s=None if limit is None else limit.gap_s,
         )
 
     def _take(self, p: dict[str, Any], owner: str, now: float, lease_until: float) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from scrapersky.domain.host_limits import TotalLimit
 from scrapersky.errors import NoProxyAvailable
 
 MAX_TRIES = 3
+FAR_S = 10 * 86_400.0  # no bound on the wait for a request already under way
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,9 @@ def _booking(running: bool, start: float, gap: float, latest: float) -> Update:
 
 
 def book_host_slot(
-    client: Any, table: str, host: str, limit: TotalLimit, start: float, latest: float, known: float | None
+    client: Any, table: str, host: str, gap: float, start: float, latest: float, known: float | None
 ) -> HostSlot:
-    """Books the host's slot for a request ready at `start`, if the slot opens by `latest`."""
-    gap = limit.gap_s
+    """Books the host's slot (`gap` apart from the others) for a request ready at `start`, if it opens by `latest`."""
     seen = known
     for _ in range(MAX_TRIES):
         running = seen is not None and seen > start
@@ -62,17 +62,26 @@ def book_host_slot(
     return HostSlot(None, seen)  # the line kept changing under us: taken as busy
 
 
-def book_for_lease(snapshot: PoolSnapshot, host: str, now: float, start: float, max_wait_s: float) -> float:
+def book_for_lease(
+    snapshot: PoolSnapshot, host: str, now: float, start: float, max_wait_s: float
+) -> tuple[float, TotalLimit | None]:
     """Under a lease just taken for a request ready at `start`: with a total limit on the host, books its slot across
-    the pool, and the request starts then. NoProxyAvailable (the lease is given back) when the host's line runs past
-    the wait."""
+    the pool: (when the request starts, the limit). NoProxyAvailable (the lease is given back) when the host's line
+    runs past the wait."""
     limit = snapshot.limit(host, now)
     if limit is None:
-        return start
+        return start, None
     known = snapshot.host_next_at(host, now)
-    slot = book_host_slot(snapshot.ddb, snapshot.table, host, limit, start, now + max_wait_s, known)
+    slot = book_host_slot(snapshot.ddb, snapshot.table, host, limit.gap_s, start, now + max_wait_s, known)
     snapshot.remember_host_slot(host, slot.next_at, now)
     if slot.start is None:
         busy = f"{host} takes {limit.rate:g} requests/s across the pool ({limit.source})"
         raise NoProxyAvailable(busy, retry_at=max(now + 0.2, slot.next_at or now))
-    return slot.start
+    return slot.start, limit
+
+
+def book_again(client: Any, table: str, host: str, gap: float, now: float) -> float:
+    """A slot at the end of the host's line for a request ready now, however far: for a lease held whose slot
+    passed before its request could leave."""
+    slot = book_host_slot(client, table, host, gap, now, now + FAR_S, None)
+    return slot.start if slot.start is not None else max(now, slot.next_at or now)

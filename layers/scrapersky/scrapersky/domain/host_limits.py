@@ -58,11 +58,11 @@ def total_limit(
     return min(limits, key=lambda limit: limit.rate, default=None)
 
 
-def host_slot(next_at: float | None, start: float, limit: TotalLimit) -> tuple[float, float]:
+def host_slot(next_at: float | None, start: float, gap_s: float) -> tuple[float, float]:
     """The host-wide slot a request ready at `start` gets, and the host's next slot after it:
-    `max(start, next) + 1/rate`."""
+    `max(start, next) + 1/rate` (`gap_s` = 1/rate)."""
     begins = max(start, next_at or 0.0)
-    return begins, begins + limit.gap_s
+    return begins, begins + gap_s
 
 
 def opens_at(next_at: float | None, now: float, limit: TotalLimit | None) -> float:
