@@ -47,3 +47,27 @@ def test_a_batch_through_several_proxies_never_reaches_the_host_faster_than_its_
     assert len(paced) >= 2, paced  # through more than one proxy
     (shown,) = [h for h in listed if h["host"] == host]
     assert shown["next_slot_at"] is not None and shown["total_limit"] == 2.0
+
+
+@pytest.fixture
+def delayed_site() -> Iterator[PacedSite]:
+    with PacedSite(host="127.0.0.78", crawl_delay_s=1.5) as s:  # robots.txt: Crawl-delay: 1.5
+        yield s
+
+
+def test_a_sitemap_items_robots_txt_crawl_delay_becomes_the_hosts_limit_across_the_pool(
+    admin, client, proxies, delayed_site
+):
+    host = "127.0.0.78"
+    try:
+        created = client.submit([f"{delayed_site.base_url}/"], kind="sitemap")
+        final = client.wait(created["batch_id"], timeout=WAIT_S, interval=0.5)
+        (shown,) = [h for h in admin.hosts()["hosts"] if h["host"] == host]
+    finally:
+        admin.forget_host(host)
+
+    assert (final["status"], final["succeeded"]) == ("completed", 1), dump(final)
+    (robots,), (sitemap,) = delayed_site.times("/robots.txt"), delayed_site.times("/sitemap.xml")
+    assert sitemap - robots >= 1.5 - TOLERANCE_S  # the sitemap waited out the delay its robots.txt asked
+    assert (shown["crawl_delay_s"], shown["total_limit"], shown["total_limit_source"]) == (1.5, 0.6667, "crawl_delay")
+    assert shown["crawl_delay_learnt_at"] < shown["crawl_delay_expires_at"]
