@@ -165,8 +165,12 @@ class Client:
     def hosts(self) -> dict[str, Any]:
         return self._call("GET", "/hosts")
 
-    def configure_host(self, host: str, rate: float | None = None, max_rate: float | None = None) -> dict[str, Any]:
-        body = {k: v for k, v in {"rate": rate, "max_rate": max_rate}.items() if v is not None}
+    def configure_host(
+        self, host: str, rate: float | None = None, max_rate: float | None = None, total_rate: float | None = None
+    ) -> dict[str, Any]:
+        """Replaces the host's pacing configuration: per proxy `rate` and `max_rate`, `total_rate` over the pool."""
+        given = {"rate": rate, "max_rate": max_rate, "total_rate": total_rate}
+        body = {k: v for k, v in given.items() if v is not None}
         return self._call("PUT", f"/hosts/{quote(host, safe='')}", body)
 
     def forget_host(self, host: str) -> None:

@@ -2,16 +2,19 @@
 rate per host, cooldowns that honour Retry-After, quarantine after repeated proxy faults, each host's waiting line.
 
 Unlike the real pool the fake learns no pace: a host's rate is its configured `rate` (capped by `max_rate`), else
-the book's default rate. Leasing is deterministic: the proxy whose slot opens first, `avoid` last, then by id."""
+the book's default rate. A host with a total limit (`total_rate`, a learnt Crawl-delay) books its slot across the
+pool as the real one does. Leasing is deterministic: the proxy whose slot opens first, `avoid` last, then by id."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scrapersky.domain.host_limits import CRAWL_DELAY_KEEP_S, TotalLimit, host_slot
 from scrapersky.domain.pacing import HostPace
 from scrapersky.errors import NoProxyAvailable
+from scrapersky.host_ports import HostConfig, HostLimitBook
 from scrapersky.models import ProxyState
-from scrapersky.ports import HostBook, Lease, ProxyPool, Release
+from scrapersky.ports import Lease, ProxyPool, Release
 from scrapersky.records import HostProxyPace, HostRecord, ProxyRecord
 
 from tests.fakes.recording import Recorder, recorded
@@ -19,7 +22,7 @@ from tests.fakes.recording import Recorder, recorded
 Key = tuple[str, str]  # (proxy id, host)
 
 
-class FakeHostBook(Recorder, HostBook):
+class FakeHostBook(Recorder, HostLimitBook):
     def __init__(self, default_rate: float = 1.0, rates: dict[str, float] | None = None) -> None:
         super().__init__()
         self.default_rate = default_rate
@@ -28,6 +31,9 @@ class FakeHostBook(Recorder, HostBook):
         self.cooldowns: dict[Key, float] = {}  # until when a proxy must not ask a host (after a 429)
         self.learnt: set[Key] = set()  # (proxy, host) pairs that have a pace (the proxy leased for the host)
         self.tickets: dict[str, float] = {}  # each host's waiting line: the last place given out
+        self.total: dict[str, float] = {}  # configured total_rate per host
+        self.crawl_delays: dict[str, tuple[float, float]] = {}  # host -> (delay, learnt at), as robots.txt asked
+        self.host_next: dict[str, float] = {}  # with a total limit: the host's next slot across the pool
 
     def rate(self, host: str) -> float:
         rate, cap = self.config.get(host, (None, None))
@@ -39,30 +45,60 @@ class FakeHostBook(Recorder, HostBook):
 
     @recorded
     def hosts(self) -> dict[str, HostRecord]:
-        names = set(self.config) | {h for _, h in self.learnt}
-        return {
-            h: HostRecord(
-                host=h,
-                rate=self.config.get(h, (None, None))[0],
-                max_rate=self.config.get(h, (None, None))[1],
-                proxies={
-                    p: HostProxyPace(rate=self.rate(h), next_at=self.next_at.get((p, h)))
-                    for p, ph in sorted(self.learnt)
-                    if ph == h
-                },
-            )
-            for h in sorted(names)
-        }
+        names = set(self.config) | set(self.total) | set(self.crawl_delays) | {h for _, h in self.learnt}
+        return {h: self.record(h) for h in sorted(names)}
+
+    def record(self, host: str) -> HostRecord:
+        rate, max_rate = self.config.get(host, (None, None))
+        delay, at = self.crawl_delays.get(host, (None, None))
+        return HostRecord(
+            host=host,
+            rate=rate,
+            max_rate=max_rate,
+            total_rate=self.total.get(host),
+            crawl_delay_s=delay,
+            crawl_delay_at=at,
+            crawl_delay_until=None if at is None else at + CRAWL_DELAY_KEEP_S,
+            next_at=self.host_next.get(host),
+            proxies={
+                p: HostProxyPace(rate=self.rate(host), next_at=self.next_at.get((p, host)))
+                for p, ph in sorted(self.learnt)
+                if ph == host
+            },
+        )
+
+    def limit(self, host: str, now: float) -> TotalLimit | None:
+        return self.record(host).limit(now)
 
     @recorded
-    def configure(self, host: str, rate: float | None, max_rate: float | None, now: float) -> None:
-        self.config[host] = (rate, max_rate)
+    def configure(self, host: str, config: HostConfig, now: float) -> None:
+        self.config[host] = (config.rate, config.max_rate)
+        if config.total_rate is None:
+            self.total.pop(host, None)
+        else:
+            self.total[host] = config.total_rate
+
+    @recorded
+    def learn_crawl_delay(self, host: str, delay_s: float | None, now: float, read_at: float) -> None:
+        if delay_s is None:
+            self.crawl_delays.pop(host, None)
+        else:
+            self.crawl_delays[host] = (delay_s, now)
+            self.host_next[host] = max(self.host_next.get(host, 0.0), read_at + delay_s)
+
+    @recorded
+    def book_again(self, host: str, gap_s: float, now: float) -> float:
+        start, self.host_next[host] = host_slot(self.host_next.get(host), now, gap_s)
+        return start
 
     @recorded
     def forget(self, host: str) -> bool:
         learnt = {k for k in self.learnt if k[1] == host}
-        known = host in self.config or bool(learnt)
+        known = host in self.config or host in self.total or host in self.crawl_delays or bool(learnt)
         self.config.pop(host, None)
+        self.total.pop(host, None)
+        self.crawl_delays.pop(host, None)
+        self.host_next.pop(host, None)
         self.learnt -= learnt  # booked slots and running cooldowns stay: the site's Retry-After is honoured
         return known
 
@@ -171,6 +207,9 @@ class FakeProxyPool(Recorder, ProxyPool):
         p.lease_owner, p.lease_until = owner, start + lease_s
         self.book.next_at[p.proxy_id, host] = start + self.book.interval(host)
         self.book.learnt.add((p.proxy_id, host))
+        limit = self.book.limit(host, now)
+        if limit is not None:  # the host's slot across the pool (its opening is in _open_at)
+            start, self.book.host_next[host] = host_slot(self.book.host_next.get(host), start, limit.gap_s)
         self.stats["leases"] += 1
         lease = Lease(
             proxy_id=p.proxy_id,
@@ -181,6 +220,7 @@ class FakeProxyPool(Recorder, ProxyPool):
             start_at=start,
             pace=HostPace(rate=self.book.rate(host)),
             last_success_at=p.last_success_at,
+            host_gap_s=None if limit is None else limit.gap_s,
         )
         self.leases.append(lease)
         return lease
@@ -217,7 +257,9 @@ class FakeProxyPool(Recorder, ProxyPool):
 
     @recorded
     def capacity(self, host: str, now: float) -> float:
-        return sum(self.book.rate(host) for p in self.proxies.values() if p.state is ProxyState.AVAILABLE)
+        paces = sum(self.book.rate(host) for p in self.proxies.values() if p.state is ProxyState.AVAILABLE)
+        limit = self.book.limit(host, now)
+        return paces if limit is None else min(paces, limit.rate)
 
     @recorded
     def restore(self, proxy_id: str, now: float) -> None:
@@ -252,7 +294,8 @@ class FakeProxyPool(Recorder, ProxyPool):
         return [lease for lease in self.leases if not self.release_calls(lease)]
 
     def _open_at(self, p: StoredProxy, host: str, now: float) -> float:
-        return max(now, self.book.next_at.get((p.proxy_id, host), 0.0))
+        host_open = self.book.host_next.get(host, 0.0) if self.book.limit(host, now) is not None else 0.0
+        return max(now, self.book.next_at.get((p.proxy_id, host), 0.0), host_open)
 
     def _view(self, p: StoredProxy, now: float) -> ProxyRecord:
         return ProxyRecord(

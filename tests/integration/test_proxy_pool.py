@@ -12,6 +12,7 @@ from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
 from scrapersky.adapters.proxy_rows import new_proxy_row
 from scrapersky.errors import NoProxyAvailable
+from scrapersky.host_ports import HostConfig
 from scrapersky.models import ProxyState
 from scrapersky.ports import Release
 
@@ -133,7 +134,7 @@ def test_a_site_that_always_takes_long_to_answer_does_not_slow_the_pace(one_prox
 
 
 def test_a_configured_rate_starts_a_new_host_there_without_slow_start(one_proxy, book):
-    book.configure("known.example", 4.0, None, NOW)
+    book.configure("known.example", HostConfig(4.0, None), NOW)
     first = one_proxy.lease("known.example", "w1", NOW, 30)
     one_proxy.release(first, NOW + 0.004, Release.SUCCESS)
     nxt = one_proxy.lease("known.example", "w2", NOW + 0.02, 30, max_wait_s=1.0)
@@ -142,7 +143,7 @@ def test_a_configured_rate_starts_a_new_host_there_without_slow_start(one_proxy,
 
 
 def test_a_configured_cap_is_never_exceeded_however_many_successes(one_proxy, book):
-    book.configure("polite.example", None, 2.0, NOW)
+    book.configure("polite.example", HostConfig(None, 2.0), NOW)
     t, starts = NOW, []
     for i in range(12):
         lease = one_proxy.lease("polite.example", f"w{i}", t, 30, max_wait_s=5.0)
@@ -155,7 +156,7 @@ def test_a_configured_cap_is_never_exceeded_however_many_successes(one_proxy, bo
 
 
 def test_forgetting_a_host_drops_what_was_learnt_and_configured_but_not_a_running_cooldown(one_proxy, book):
-    book.configure("old.example", 3.0, 5.0, NOW)
+    book.configure("old.example", HostConfig(3.0, 5.0), NOW)
     lease = one_proxy.lease("old.example", "w1", NOW, 30)
     one_proxy.release(lease, NOW + 0.01, Release.RATE_LIMITED, 60.0)
     assert book.hosts()["old.example"].ceiling < 3.0  # learnt from the 429, shared with the pool
@@ -187,7 +188,7 @@ def test_a_worker_does_not_wait_for_its_own_proxy_while_another_is_free_by_now(o
 
 
 def test_a_configured_limit_is_not_crept_past_however_many_successes(one_proxy, book):
-    book.configure("strict.example", 4.0, None, NOW)
+    book.configure("strict.example", HostConfig(4.0, None), NOW)
     t = NOW
     for i in range(300):
         lease = one_proxy.lease("strict.example", f"w{i}", t, 30, max_wait_s=5.0)
@@ -221,7 +222,7 @@ def test_the_proxy_list_shows_learnt_paces_and_only_cooldowns_longer_than_the_pa
 def test_capacity_sums_the_usable_proxies_paces_for_the_host(one_proxy, book):
     one_proxy.add("p_b", "http://u:p@127.0.0.1:10", "http://u***@127.0.0.1:10", {}, NOW)
     assert one_proxy.capacity("new.example", NOW) == 2.0  # two proxies at the default 1 req/s
-    book.configure("known.example", 4.0, None, NOW)
+    book.configure("known.example", HostConfig(4.0, None), NOW)
     assert one_proxy.capacity("known.example", NOW + 0.1) == pytest.approx(2 * 4.0 * 0.97)
     for i in range(3):
         lease = one_proxy.lease("other.example", f"w{i}", NOW + 1 + i, 30, avoid="p_b")

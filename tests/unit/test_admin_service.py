@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from scrapersky.errors import InvalidInput, NotFound
 from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest
 from scrapersky.ports import Release
@@ -100,12 +101,30 @@ def test_deleting_a_proxy_removes_it_and_deleting_an_unknown_one_is_a_404():
 
 
 # ---- hosts -----------------------------------------------------------------------------------------------------
+NO_TOTAL_LIMIT = {
+    "total_rate": None,
+    "crawl_delay_s": None,
+    "crawl_delay_learnt_at": None,
+    "crawl_delay_expires_at": None,
+    "total_limit": None,
+    "total_limit_source": None,
+    "next_slot_at": None,
+}
+
+
 def test_a_configured_host_is_answered_and_listed_under_its_key_and_paces_the_pool():
     deps = make_deps(proxies=2)
 
     got = admin.configure_host(deps, "Shop.Example.COM", HostConfigRequest(rate=0.5, max_rate=2))
 
-    assert got == {"host": "shop.example.com", "rate": 0.5, "max_rate": 2.0, "learnt_ceiling": None, "proxies": {}}
+    assert got == {
+        "host": "shop.example.com",
+        "rate": 0.5,
+        "max_rate": 2.0,
+        "learnt_ceiling": None,
+        **NO_TOTAL_LIMIT,
+        "proxies": {},
+    }
     assert admin.list_hosts(deps)["hosts"] == [got]
     assert deps.pool.capacity("shop.example.com", EPOCH) == 1.0  # two proxies at 0.5 requests/s each
 
@@ -141,3 +160,86 @@ def test_a_host_that_is_not_a_bare_name_or_address_is_a_422(raw):
 def test_a_percent_encoded_bracketed_ipv6_host_is_keyed_without_its_brackets():
     deps = make_deps()
     assert admin.configure_host(deps, "%5B2001:db8::1%5D", HostConfigRequest())["host"] == "2001:db8::1"
+
+
+# ---- a total rate per host, summed over the pool -----------------------------------------------------------------
+def test_a_total_rate_caps_the_whole_pool_and_is_shown_beside_the_per_proxy_pacing():
+    deps = make_deps(proxies=3)
+
+    got = admin.configure_host(deps, "a.test", HostConfigRequest(rate=2, total_rate=0.5))
+
+    assert (got["rate"], got["total_rate"], got["total_limit"], got["total_limit_source"]) == (
+        2.0,
+        0.5,
+        0.5,
+        "total_rate",
+    )
+    assert deps.pool.capacity("a.test", EPOCH) == 0.5  # three proxies at 2/s each, but 0.5/s in all
+    starts = [deps.pool.lease("a.test", f"w{i}", EPOCH, 90, max_wait_s=10).start_at - EPOCH for i in range(3)]
+    assert starts == [0.0, 2.0, 4.0]  # one proxy each, two seconds apart in total
+    (host,) = admin.list_hosts(deps)["hosts"]
+    assert host["next_slot_at"] == "2026-01-01T00:00:06.000Z"
+
+
+def test_a_put_without_total_rate_clears_it_as_it_replaces_the_whole_configuration():
+    deps = make_deps(proxies=2)
+    admin.configure_host(deps, "a.test", HostConfigRequest(total_rate=0.5))
+
+    cleared = admin.configure_host(deps, "a.test", HostConfigRequest.model_validate({"total_rate": None}))
+
+    assert {k: cleared[k] for k in NO_TOTAL_LIMIT} == NO_TOTAL_LIMIT
+    assert deps.pool.capacity("a.test", EPOCH) == 2.0  # two proxies at the default 1/s
+    starts = [deps.pool.lease("a.test", f"w{i}", EPOCH, 90).start_at for i in range(2)]
+    assert starts == [EPOCH, EPOCH]  # both proxies at once again
+
+
+def test_a_tiny_total_rate_is_kept_with_its_digits_not_rounded_to_zero():
+    deps = make_deps()
+    got = admin.configure_host(deps, "a.test", HostConfigRequest(total_rate=0.00025))
+    assert (got["total_rate"], got["total_limit"]) == (0.00025, 0.00025)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"total_rate": 0},
+        {"total_rate": -1},
+        {"total_rate": 1e-9},
+        {"total_rate": 1001},
+        {"total_rate": True},
+        {"total_rate": "2"},
+        {"total_rate": float("nan")},
+        {"total_rate": float("inf")},
+        {"total_rates": 2},
+    ],
+)
+def test_an_invalid_total_rate_is_refused_before_anything_changes(body):
+    with pytest.raises(ValidationError) as e:
+        HostConfigRequest.model_validate(body)
+    assert e.value.errors()[0]["loc"][0] in ("total_rate", "total_rates")
+
+
+def test_a_learnt_crawl_delay_is_shown_with_when_it_was_learnt_and_the_stricter_limit_wins():
+    deps = make_deps(proxies=2)
+    admin.configure_host(deps, "a.test", HostConfigRequest(total_rate=1))
+    deps.hosts.learn_crawl_delay("a.test", 4.0, EPOCH, EPOCH)
+
+    (host,) = admin.list_hosts(deps)["hosts"]
+
+    assert (host["total_rate"], host["crawl_delay_s"], host["total_limit"], host["total_limit_source"]) == (
+        1.0,
+        4.0,
+        0.25,
+        "crawl_delay",
+    )
+    assert (host["crawl_delay_learnt_at"], host["crawl_delay_expires_at"]) == (
+        "2026-01-01T00:00:00.000Z",
+        "2026-01-02T00:00:00.000Z",
+    )
+    deps.hosts.learn_crawl_delay("b.test", 0.5, EPOCH, EPOCH)  # laxer than the operator's: the operator's 1/s wins...
+    admin.configure_host(deps, "b.test", HostConfigRequest(total_rate=1))
+    b = admin.list_hosts(deps)["hosts"][1]
+    assert (b["total_limit"], b["total_limit_source"]) == (1.0, "total_rate")
+    deps.clock.advance(86_401)  # ...and a day after the last robots.txt read the learnt delay no longer holds
+    (a, _) = admin.list_hosts(deps)["hosts"]
+    assert (a["crawl_delay_s"], a["total_limit"], a["total_limit_source"]) == (None, 1.0, "total_rate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
 from scrapersky.errors import InvalidCursor, NoProxyAvailable, RetryableStoreError
+from scrapersky.host_ports import HostConfig
 from scrapersky.models import BatchStatus, FanoutMessage, ItemStatus, WorkMessage
 from scrapersky.ports import Claim, ClaimRefused, Release
 from scrapersky.records import ItemEnd, ItemError, ItemRef
@@ -262,7 +263,7 @@ def test_an_injected_fault_is_raised_before_or_after_the_change_and_calls_are_re
 # ---- proxies and hosts -----------------------------------------------------------------------------------------
 def pool_of(n: int, rate: float = 2.0, quarantine_after: int = 3, no_proxy_retry_s: float = 30.0) -> FakeProxyPool:
     pool = FakeProxyPool(quarantine_after=quarantine_after, no_proxy_retry_s=no_proxy_retry_s)
-    pool.book.configure("a.test", rate, None, NOW)
+    pool.book.configure("a.test", HostConfig(rate, None), NOW)
     pool.add_proxies(n, NOW)
     return pool
 
@@ -344,7 +345,7 @@ def test_proxy_faults_quarantine_after_n_and_a_restore_clears_them():
 def test_hosts_configure_forget_and_hand_out_tickets_spaced_by_the_gap():
     pool = pool_of(2, rate=4.0)
     book = pool.book
-    book.configure("a.test", 4.0, 3.0, NOW)
+    book.configure("a.test", HostConfig(4.0, 3.0), NOW)
     assert pool.capacity("a.test", NOW) == 6.0  # capped by max_rate
     lease = pool.lease("a.test", "w", NOW, lease_s=10)
     assert set(book.hosts()["a.test"].proxies) == {lease.proxy_id}

@@ -121,10 +121,22 @@ class HostConfigRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # strict: a number, never `true` or "2" taken for one
     rate: float | None = Field(
-        default=None, ge=0.02, le=50, description="the site's limit per address (requests/s per proxy)"
+        default=None, ge=0.02, le=50, strict=True, description="the site's limit per address (requests/s per proxy)"
     )
-    max_rate: float | None = Field(default=None, ge=0.02, le=50, description="requests/s per proxy never exceeded")
+    max_rate: float | None = Field(
+        default=None, ge=0.02, le=50, strict=True, description="requests/s per proxy never exceeded"
+    )
+    total_rate: float | None = Field(
+        default=None,
+        strict=True,
+        ge=0.00001,
+        le=1000,
+        allow_inf_nan=False,
+        description="requests/s to the host summed over every proxy, never exceeded (a robots.txt Crawl-delay that "
+        "asks for less wins); null: no such cap",
+    )
 
     @model_validator(mode="after")
     def _rate_within_cap(self) -> HostConfigRequest:

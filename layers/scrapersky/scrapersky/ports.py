@@ -208,6 +208,7 @@ class Lease:
     start_at: float = 0.0
     pace: HostPace | None = None
     last_success_at: float | None = None
+    host_gap_s: float | None = None  # it booked a slot on the host's line across the pool, spaced this far apart
 
 
 class ProxyPool(abc.ABC):
@@ -254,16 +255,12 @@ class ProxyPool(abc.ABC):
 
 
 class HostBook(abc.ABC):
-    """What the pool is told of each host and what it learnt of it, and each host's waiting line."""
+    """What the pool is told of each host and what it learnt of it, and each host's waiting line (configuring a host
+    and learning its Crawl-delay: host_ports.HostLimitBook)."""
 
     @abc.abstractmethod
     def hosts(self) -> dict[str, HostRecord]:
         """Each host the pool knows: configuration, shared ceiling, and each proxy's pace for it."""
-
-    @abc.abstractmethod
-    def configure(self, host: str, rate: float | None, max_rate: float | None, now: float) -> None:
-        """Replaces the host's configuration: proxies that have learnt nothing of it start at `rate` (the
-        site's known limit per address); no proxy ever goes faster than `max_rate`."""
 
     @abc.abstractmethod
     def forget(self, host: str) -> bool:

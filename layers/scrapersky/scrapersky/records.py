@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scrapersky.domain.host_limits import TotalLimit, total_limit
 from scrapersky.domain.pacing import HostPace
 from scrapersky.models import BatchStatus, ItemStatus, Kind, ProxyState
 
@@ -141,14 +142,24 @@ class ProxyRecord:
 
 @dataclass(frozen=True)
 class HostRecord:
-    """What the pool was told of a host (`rate`: the site's limit per address, `max_rate`: a hard cap) and what
-    it learnt (`ceiling`: shared by proxies new to it; per proxy: pace and next slot)."""
+    """What the pool was told of a host (`rate`: the site's limit per address, `max_rate`: a hard cap, `total_rate`:
+    a cap over the whole pool) and what it learnt (`ceiling`: shared by proxies new to it; per proxy: pace and next
+    slot; robots.txt's Crawl-delay)."""
 
     host: str
     rate: float | None = None
     max_rate: float | None = None
     ceiling: float | None = None
     proxies: dict[str, HostProxyPace] = field(default_factory=dict)
+    total_rate: float | None = None  # configured: requests/s to the host summed over every proxy
+    crawl_delay_s: float | None = None  # learnt from its robots.txt, in force until crawl_delay_until
+    crawl_delay_at: float | None = None
+    crawl_delay_until: float | None = None
+    next_at: float | None = None  # with a total limit: the earliest start of the host's next request, any proxy
+
+    def limit(self, now: float) -> TotalLimit | None:
+        """The total limit in force: the stricter of `total_rate` and the learnt Crawl-delay."""
+        return total_limit(self.total_rate, self.crawl_delay_s, self.crawl_delay_until, now)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 from scrapersky.adapters.ddb import de_item, ser_item
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.expressions import Update
+from scrapersky.adapters.host_slots import book_for_lease
 from scrapersky.adapters.pool_snapshot import PoolSnapshot, available, leased_until, pid
 from scrapersky.adapters.proxy_paces import Booking, proxy_view
 from scrapersky.adapters.proxy_rows import (
@@ -136,9 +137,11 @@ class DynamoProxyPool(ProxyPool):
         return [proxy_view(p, paces.get(pid(p), {}), hosts, self.pacing, now) for p in proxies]
 
     def capacity(self, host: str, now: float) -> float:
-        return self.pacing.capacity(
+        paces = self.pacing.capacity(
             self.snapshot.pace_of(p, host, now) for p in self.snapshot.proxies(now) if available(p)
         )
+        limit = self.snapshot.limit(host, now)  # the whole pool sends no faster than the host's total limit
+        return paces if limit is None else min(paces, limit.rate)
 
     # ---- leasing -----------------------------------------------------------------------------------------
     def lease(
@@ -234,8 +237,9 @@ class DynamoProxyPool(ProxyPool):
         rec = self._take(p, owner, now, start + lease_s)
         try:
             start, row = self._book(rec, host, now, start, start + lease_s, max_wait_s)
+            start, limit = book_for_lease(self.snapshot, host, now, start, max_wait_s)
         except Exception:
-            # a booking that failed (throttled, a 5xx) must not keep the proxy: nobody holds this lease yet
+            # a booking that failed (throttled, a 5xx, the host busy) must not keep the proxy: nobody holds it yet
             update(self.ddb, self.table, rec["proxy_id"], _hand_back(owner, int(rec["fence"])))
             raise
         self.stats["leases"] += 1
@@ -248,6 +252,7 @@ class DynamoProxyPool(ProxyPool):
             start_at=start,
             pace=self.pacing.pace_of(learnt_pace(row), self.snapshot.view(host, now).record),
             last_success_at=rec.get("last_success_at"),
+            host_gap_s=None if limit is None else limit.gap_s,
         )
 
     def _take(self, p: dict[str, Any], owner: str, now: float, lease_until: float) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from scrapersky.adapters.http_deadline import DeadlineAdapter, deadline
+from scrapersky.domain.agent import USER_AGENT
 from scrapersky.domain.html import decode_html, summarise_html
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse
 from scrapersky.domain.targets import DEFAULT_PORT_OF, InvalidTarget, TargetPolicy, guard_hop
@@ -27,7 +28,6 @@ from scrapersky.ports import Fetcher, HopCheck, Sink
 
 REDIRECTS = {301, 302, 303, 307, 308}
 MAX_HOPS = 10
-USER_AGENT = "ScraperSky/0.1 (+https://github.com/scrapersky)"
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 # A plain-http request through a proxy goes over a kept-alive connection to the proxy that urllib3 shares by proxy,
 # not by target; some proxies (proxy.py among them) then forward the next request to the previous target's

@@ -4,11 +4,14 @@ with what the container's own writes and refusals return. Nothing here reads ano
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from scrapersky.adapters.ddb import de_item, ser
 from scrapersky.adapters.proxy_paces import HostView, PaceRows
 from scrapersky.adapters.proxy_rows import batch_get, is_proxy, learnt_pace, next_at, proxy_ids
+from scrapersky.domain import host_limits
+from scrapersky.domain.host_limits import TotalLimit
 from scrapersky.domain.pacing import HostPace, PacingPolicy
 from scrapersky.models import ProxyState
 
@@ -76,8 +79,29 @@ class PoolSnapshot:
         return self.pacing.pace_of(learnt_pace(view.row(pid(p))), view.record)
 
     def open_at(self, p: dict[str, Any], host: str, now: float) -> float:
-        """When the proxy's slot for the host opens, as this container sees it."""
-        return self.pacing.opens_at(next_at(self.view(host, now).row(pid(p))), now)
+        """When the proxy's slot for the host opens, as this container sees it: its own slot, and with a total
+        limit on the host, not before the host's next slot across the pool."""
+        view = self.view(host, now)
+        return max(self.pacing.opens_at(next_at(view.row(pid(p))), now), self.host_open_at(host, now))
+
+    def limit(self, host: str, now: float) -> TotalLimit | None:
+        """The host's total limit across the pool, if it has one (domain/host_limits)."""
+        rec = self.view(host, now).record
+        return None if rec is None else rec.limit(now)
+
+    def host_next_at(self, host: str, now: float) -> float | None:
+        rec = self.view(host, now).record
+        return None if rec is None else rec.next_at
+
+    def host_open_at(self, host: str, now: float) -> float:
+        """When the host's next request may start through any proxy (now, for a host without a total limit)."""
+        return host_limits.opens_at(self.host_next_at(host, now), now, self.limit(host, now))
+
+    def remember_host_slot(self, host: str, next_at: float | None, now: float) -> None:
+        """The host's next slot across the pool as this container's own booking returned it."""
+        view = self.view(host, now)
+        if view.record is not None:
+            view.record = replace(view.record, next_at=next_at)
 
     def is_stale(self, p: dict[str, Any], now: float, fresh_s: float) -> bool:
         return now - self.seen.get(pid(p), NEVER) > fresh_s

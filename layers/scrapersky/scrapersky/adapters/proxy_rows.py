@@ -6,7 +6,8 @@
   next request), `r` (learnt rate, req/s), `c` (ceiling: just below a rate the host refused), `a` (usual
   answer time), `f`/`u` (fence and lease end of the lease that booked the row) and `expires_at` (the table's
   TTL: a pace unused for hours goes by itself, so the table holds the hosts in use, not every host ever seen).
-- `host#<h>` rows hold what the pool was told and learnt of the host and its waiting line (dynamo_hosts).
+- `host#<h>` rows hold what the pool was told and learnt of the host and its waiting line (dynamo_hosts), and with
+  a total limit (`total_rate`, a learnt `crawl_delay_s`) the host's next slot across the pool, `n` (host_slots).
 - `index#proxies` lists the proxy ids (`ids`), so a worker reads the proxies by key instead of scanning a
   table full of pacing rows. `complete` marks that the list was built from a scan once (rows of a table
   written before the list existed are found by that scan).
@@ -69,6 +70,11 @@ def host_record(row: dict[str, Any] | None) -> HostRecord | None:
         rate=_float(row.get("start_rate")),
         max_rate=_float(row.get("max_rate")),
         ceiling=_float(row.get("ceiling")),
+        total_rate=_float(row.get("total_rate")),
+        crawl_delay_s=_float(row.get("crawl_delay_s")),
+        crawl_delay_at=_float(row.get("crawl_delay_at")),
+        crawl_delay_until=_float(row.get("crawl_delay_until")),
+        next_at=_float(row.get("n")),
     )
 
 

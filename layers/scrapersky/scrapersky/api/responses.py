@@ -189,6 +189,19 @@ class HostView(BaseModel):
     rate: float | None = Field(description="configured start rate per proxy (requests/s)")
     max_rate: float | None = Field(description="configured hard cap per proxy (requests/s)")
     learnt_ceiling: float | None
+    total_rate: float | None = Field(description="configured cap summed over every proxy (requests/s)")
+    crawl_delay_s: float | None = Field(
+        description="seconds between two requests its robots.txt asked for our user agent (learnt; null: none, or "
+        "expired a day after the robots.txt was last read)"
+    )
+    crawl_delay_learnt_at: str | None
+    crawl_delay_expires_at: str | None
+    total_limit: float | None = Field(
+        description="requests/s to the host across the pool now in force: the stricter of total_rate and "
+        "1/crawl_delay_s (null: no total limit)"
+    )
+    total_limit_source: Literal["total_rate", "crawl_delay"] | None
+    next_slot_at: str | None = Field(description="with a total limit: the earliest start of the host's next request")
     proxies: dict[str, HostProxyPace]
 
 
@@ -301,7 +314,7 @@ _DOCS: dict[str, dict[str, Any]] = {
         "responses": responses(200, HostList, "Every host the pool knows"),
     },
     "configure_host": {
-        "summary": "Configure a host's pacing: start rate and hard cap per proxy",
+        "summary": "Configure a host's pacing: start rate and hard cap per proxy, a cap over the whole pool",
         "responses": responses(200, HostView, "The host as now configured", WITH_BODY),
     },
     "forget_host": {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapersky.domain.host_limits import CrawlDelay
 from scrapersky.domain.outcomes import Outcome
 from scrapersky.domain.targets import NormalisedItems, TargetPolicy
 from scrapersky.models import BatchOptions, WorkMessage
@@ -38,11 +39,12 @@ class Unit:
 
 @dataclass(frozen=True)
 class Processed:
-    """What one unit of work came to: the classified outcome (with the kind's result) and any further units of
-    work it found (a sitemap index's documents), to be queued before the unit is recorded."""
+    """What one unit of work came to: the classified outcome (with the kind's result), any further units of work it
+    found (a sitemap index's documents), to be queued before the unit is recorded, and what it learnt of the host."""
 
     outcome: Outcome
     follow_up: tuple[WorkMessage, ...] = ()
+    crawl_delay: CrawlDelay | None = None  # a robots.txt was read: the host's Crawl-delay for us (services/leasing)
 
 
 class KindProcessor(abc.ABC):

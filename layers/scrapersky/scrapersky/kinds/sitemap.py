@@ -5,6 +5,7 @@ them); this processor reads one of them, streamed into SitemapReader, and plans 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse, Outcome, OutcomeKind, classify
@@ -79,7 +80,8 @@ class SitemapProcessor(KindProcessor):
             return Processed(o)  # deferred or retried; past max_attempts services/documents.py goes on to the probes
         status = fetched.status_code if isinstance(fetched, FetchResponse) else None
         robots = RobotsFile.from_response(unit.url, status, bytes(body))
-        return no_document(release=False, status=status, follow_up=job.first_documents(robots.sitemaps))
+        first = no_document(release=False, status=status, follow_up=job.first_documents(robots.sitemaps))
+        return replace(first, crawl_delay=robots.learnt_delay())  # the host's pace across the pool: services/leasing
 
     def render(self, result: dict[str, Any] | None) -> dict[str, Any] | None:
         return result

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from scrapersky.domain.progress import iso
 from scrapersky.domain.targets import InvalidTarget, host_key
 from scrapersky.errors import InvalidInput, NotFound
+from scrapersky.host_ports import HostConfig
 from scrapersky.models import CreateProxyRequest, CreateTenantRequest, HostConfigRequest, ProxyState
 from scrapersky.records import HostRecord, ProxyRecord, TenantRecord
 from scrapersky.services.context import Deps
@@ -113,12 +114,25 @@ def _num(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def host_view(rec: HostRecord) -> dict[str, Any]:
+def _rate(v: float | None) -> float | None:
+    return None if v is None else float(f"{v:.4g}")  # a total rate may be far below 0.001 requests/s
+
+
+def host_view(rec: HostRecord, now: float) -> dict[str, Any]:
+    limit = rec.limit(now)
+    learnt = rec.crawl_delay_s is not None and (rec.crawl_delay_until or 0.0) > now  # in force, not expired
     return {
         "host": rec.host,
         "rate": _num(rec.rate),
         "max_rate": _num(rec.max_rate),
         "learnt_ceiling": _num(rec.ceiling),
+        "total_rate": _rate(rec.total_rate),
+        "crawl_delay_s": _num(rec.crawl_delay_s) if learnt else None,
+        "crawl_delay_learnt_at": iso(rec.crawl_delay_at) if learnt else None,
+        "crawl_delay_expires_at": iso(rec.crawl_delay_until) if learnt else None,
+        "total_limit": None if limit is None else _rate(limit.rate),
+        "total_limit_source": None if limit is None else limit.source,
+        "next_slot_at": None if limit is None else iso(rec.next_at),
         "proxies": {
             pid: {
                 "rate": _num(p.rate),
@@ -132,13 +146,15 @@ def host_view(rec: HostRecord) -> dict[str, Any]:
 
 
 def list_hosts(deps: Deps) -> dict[str, Any]:
-    return {"hosts": [host_view(rec) for _, rec in sorted(deps.hosts.hosts().items())]}
+    now = deps.clock.now()
+    return {"hosts": [host_view(rec, now) for _, rec in sorted(deps.hosts.hosts().items())]}
 
 
 def configure_host(deps: Deps, raw_host: str, req: HostConfigRequest) -> dict[str, Any]:
     host = _host(raw_host)
-    deps.hosts.configure(host, req.rate, req.max_rate, deps.clock.now())
-    return host_view(deps.hosts.hosts().get(host) or HostRecord(host))
+    now = deps.clock.now()
+    deps.hosts.configure(host, HostConfig(req.rate, req.max_rate, req.total_rate), now)
+    return host_view(deps.hosts.hosts().get(host) or HostRecord(host), now)
 
 
 def forget_host(deps: Deps, raw_host: str) -> None:

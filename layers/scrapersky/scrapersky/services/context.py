@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
+from scrapersky.host_ports import HostLimitBook
 from scrapersky.kinds.registry import KindRegistry, default_registry
 from scrapersky.ports import (
     BatchStore,
     Clock,
     Fetcher,
-    HostBook,
     ItemStore,
     ProxyPool,
     Sweeps,
@@ -38,7 +38,7 @@ class Deps:
     batches: BatchStore
     items: ItemStore
     pool: ProxyPool
-    hosts: HostBook
+    hosts: HostLimitBook
     tenants: TenantStore
     queue: WorkQueue
     fetcher: Fetcher

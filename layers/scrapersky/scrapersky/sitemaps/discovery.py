@@ -12,6 +12,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from protego import Protego
 
+from scrapersky.domain.agent import USER_AGENT
+from scrapersky.domain.host_limits import CrawlDelay
 from scrapersky.sitemaps.entries import http_url
 from scrapersky.sitemaps.markup import TEXT
 from scrapersky.sitemaps.reader import DocumentRead
@@ -86,6 +88,13 @@ class RobotsFile:
         if self.parser is None:
             return not self.disallow_all
         return bool(self.parser.can_fetch(url, user_agent))
+
+    def learnt_delay(self) -> CrawlDelay | None:
+        """What this read teaches of the host's pace for our user agent: its Crawl-delay (CrawlDelay(None): it
+        asks none, so a delay learnt before goes); None when the robots.txt could not be read (nothing learnt)."""
+        if self.parser is None and self.disallow_all:
+            return None
+        return CrawlDelay.of(self.crawl_delay(USER_AGENT))
 
     def crawl_delay(self, user_agent: str) -> float | None:
         """Seconds between two requests to the host for this user agent; None when absent or nonsense."""
