@@ -24,6 +24,8 @@ class Settings(BaseModel):
     fanout_queue_url: Required
     work_queue_url: Required
     results_bucket: Required  # every function reads results: the status one presigns, the fan-out one writes
+    events_queue_url: Required  # a batch's end sends batch.finished (every function that can end a batch)
+    events_dlq_url: Required  # where a webhook given up after a day goes (the events consumer)
     allow_private_targets: bool = False
     any_target_port: bool = False
     lease_seconds: float = Field(default=90.0, gt=0)

@@ -29,6 +29,7 @@ status_router = Router()
 scrape_router = Router()
 admin_router = Router()
 admin_router.use(middlewares=[admin_only])  # every admin route needs an admin key: see admin_only
+tenant_router = Router()  # the calling tenant's own record (served by the admin function, any tenant's key)
 
 
 def _no_content() -> Response:
@@ -142,3 +143,13 @@ def configure_host(host: str, body: Annotated[HostConfigRequest, Body()]):
 def forget_host(host: str):
     admin.forget_host(deps_of(admin_router), host)
     return _no_content()
+
+
+@tenant_router.get("/tenant", **doc("get_tenant"))
+def get_tenant():
+    return json_response(200, admin.get_tenant(deps_of(tenant_router), tenant_of(tenant_router)))
+
+
+@tenant_router.post("/tenant/webhook-secret", **doc("rotate_webhook_secret"))
+def rotate_webhook_secret():
+    return json_response(200, admin.rotate_webhook_secret(deps_of(tenant_router), tenant_of(tenant_router)))

@@ -45,7 +45,7 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
             deps.items.cancel(r.ref, deps.clock.now())
     if cursor:
         deps.queue.send_fanout([msg.model_copy(update={"cursor": cursor})])
-    elif msg.type == "cancel":
+    elif msg.type == "cancel" and batch.status is BatchStatus.CANCELLED:
         request_export(deps, batch)  # every item that had not started is cancelled now: the results are final
     else:
         finish_if_done(deps, msg.batch_id)
