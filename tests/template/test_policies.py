@@ -22,6 +22,8 @@ T = load_template((ROOT / "template.yaml").read_text())
 FUNCTIONS = {k: v for k, v in T["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
 SENDS = {"send_fanout": ("FanoutQueue", "sqs:SendMessage"), "send_work": ("WorkQueue", "sqs:SendMessage")}
 SENDS["change_visibility"] = ("WorkQueue", "sqs:ChangeMessageVisibility")
+SENDS["send_event"] = ("EventsQueue", "sqs:SendMessage")
+SENDS["send_dead_event"] = ("EventsDLQ", "sqs:SendMessage")
 
 Node = tuple[str, str]  # (module, qualified function name)
 _CONTAINER_METHODS = {"add", "get", "append", "update", "pop", "items", "keys", "values", "extend", "remove", "clear"}
@@ -182,7 +184,8 @@ def test_the_call_graph_sees_the_sends_it_must_see():
     # guards the guard: if the static walk lost track of the code, every function would pass vacuously
     assert sends_of(roots_of("FanoutFunction")) >= {"send_work", "send_fanout"}
     assert "change_visibility" in sends_of(roots_of("WorkerFunction"))
-    assert sends_of(roots_of("BatchesFunction")) == {"send_fanout"}
+    assert sends_of(roots_of("BatchesFunction")) == {"send_fanout", "send_event"}  # a cancel: batch.finished
+    assert sends_of(roots_of("EventsFunction")) == {"send_event", "send_dead_event"}
     assert sends_of(roots_of("StatusFunction")) == set()
     assert sends_of(roots_of("ScrapeFunction")) == set()
 
@@ -224,6 +227,9 @@ PORT_ADAPTERS = {  # Deps attribute -> (adapter module, class, template table), 
     "pool": ("scrapersky.adapters.dynamo_proxies", "DynamoProxyPool", "ProxiesTable"),
     "hosts": ("scrapersky.adapters.dynamo_hosts", "DynamoHostBook", "ProxiesTable"),
     "tenants": ("scrapersky.adapters.dynamo_tenants", "DynamoTenantStore", "TenantsTable"),
+    # deps.events.secrets / deps.events.stops (scrapersky.event_ports.EventPorts)
+    "secrets": ("scrapersky.adapters.dynamo_tenants", "DynamoWebhookSecrets", "TenantsTable"),
+    "stops": ("scrapersky.adapters.dynamo_stops", "DynamoBatchStops", "BatchesTable"),
 }
 DDB_ACTIONS = {
     "get_item": {"dynamodb:GetItem"},
@@ -363,3 +369,50 @@ def test_only_the_function_that_writes_exports_may_write_the_results_bucket():
     assert not any("s3:*" in _s3_actions(f) or "s3:DeleteObject" in _s3_actions(f) for f in FUNCTIONS)
     # and the code agrees: only the fan-out function's code reaches the export
     assert "send_fanout" in sends_of(roots_of("WorkerFunction"))  # a batch's end asks for its export
+
+
+# ---- EventBridge: only the events consumer puts events, on the default bus only -------------------------------
+def _event_grants(function: str) -> list[dict]:
+    return [
+        st
+        for policy in FUNCTIONS[function]["Properties"].get("Policies") or []
+        for st in (policy.get("Statement", []) if isinstance(policy, dict) else [])
+        if any(
+            str(a).startswith("events:") for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+        )
+    ]
+
+
+def _puts_events(function: str) -> bool:
+    """The function's code reaches `.bus.put(...)` (EventBus.put: EventBridge PutEvents)."""
+    seen: set[Node] = set()
+    todo = list(roots_of(function))
+    while todo:
+        node = todo.pop()
+        if node in seen or node[0] not in MODULES:
+            continue
+        seen.add(node)
+        fn = MODULES[node[0]].functions.get(node[1])
+        for n in ast.walk(fn) if fn is not None else []:
+            f = n.func if isinstance(n, ast.Call) else None
+            bus = isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) and f.value.attr == "bus"
+            if bus and f.attr == "put":  # type: ignore[union-attr]
+                return True
+        todo.extend(_calls(node)[0] - seen)
+    return False
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_only_a_function_whose_code_puts_events_may_put_them_and_only_on_the_default_bus(function):
+    grants = _event_grants(function)
+    assert bool(grants) == _puts_events(function), (function, grants)
+    for st in grants:
+        assert st["Action"] == "events:PutEvents", st
+        assert st["Resource"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+        }
+
+
+def test_the_events_consumer_is_the_one_that_puts_events():
+    assert _puts_events("EventsFunction")
+    assert not _puts_events("WorkerFunction")
