@@ -291,13 +291,14 @@ _DOCS: dict[str, dict[str, Any]] = {
         "summary": "Create a tenant and its API key (shown once)",
         "responses": responses(201, CreatedTenant, "Tenant created", WITH_BODY),
     },
+    # the calling tenant (any tenant's key; served by the admin function)
     "get_tenant": {
-        "summary": "The calling tenant, its webhook secret masked",
+        "summary": "The calling tenant",
         "responses": responses(200, TenantView, "The tenant", (*AUTH, 404)),
     },
     "rotate_webhook_secret": {
-        "summary": "Rotate the calling tenant's webhook secret",
-        "responses": responses(200, RotatedSecret, "The new secret", (*AUTH, 404)),
+        "summary": "Rotate the webhook secret",
+        "responses": responses(200, RotatedSecret, "New"),
     },
     "add_proxy": {"summary": "Register a proxy", "responses": responses(201, CreatedProxy, "Registered", WITH_BODY)},
     "list_proxies": {

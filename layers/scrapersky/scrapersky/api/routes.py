@@ -102,6 +102,16 @@ def openapi():
     return Response(status_code=200, content_type="application/json", body=openapi_json())
 
 
+@tenant_router.get("/tenant", **doc("get_tenant"))
+def get_tenant():
+    return json_response(200, admin.get_tenant(deps_of(tenant_router), tenant_of(tenant_router)))
+
+
+@tenant_router.post("/tenant/webhook-secret", **doc("rotate_webhook_secret"))
+def rotate_webhook_secret():
+    return json_response(200, admin.rotate_webhook_secret(deps_of(tenant_router), tenant_of(tenant_router)))
+
+
 @scrape_router.post("/scrape", **doc("scrape"))
 def scrape_one(body: Annotated[ScrapeRequest, Body()]):
     tenant_of(scrape_router)  # a tenant's key is needed, whichever
@@ -143,13 +153,3 @@ def configure_host(host: str, body: Annotated[HostConfigRequest, Body()]):
 def forget_host(host: str):
     admin.forget_host(deps_of(admin_router), host)
     return _no_content()
-
-
-@tenant_router.get("/tenant", **doc("get_tenant"))
-def get_tenant():
-    return json_response(200, admin.get_tenant(deps_of(tenant_router), tenant_of(tenant_router)))
-
-
-@tenant_router.post("/tenant/webhook-secret", **doc("rotate_webhook_secret"))
-def rotate_webhook_secret():
-    return json_response(200, admin.rotate_webhook_secret(deps_of(tenant_router), tenant_of(tenant_router)))

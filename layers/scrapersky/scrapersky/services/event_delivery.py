@@ -43,6 +43,10 @@ def handle(deps: Deps, msg: EventMessage) -> str:
             waited = msg.model_copy(update={"waits": msg.waits + 1})
             return _later(deps, waited, RENDER_LOOK_S, "waiting_for_final_counts")
         msg = msg.model_copy(update={"body": body})
+    return _deliver(deps, msg, now)
+
+
+def _deliver(deps: Deps, msg: EventMessage, now: float) -> str:
     if "bus" in msg.destinations:
         deps.events.bus.put(ev.SOURCE, msg.event, json.dumps(msg.body, separators=(",", ":"), sort_keys=True))
         msg = msg.model_copy(update={"destinations": [d for d in msg.destinations if d != "bus"]})
@@ -60,9 +64,7 @@ def _render_finished(deps: Deps, msg: EventMessage) -> dict[str, Any] | None:
     """batch.finished with the batch's final counts, or None while they may still change (bounded)."""
     assert msg.batch_id is not None
     view = batches.get_batch(deps, msg.tenant_id, msg.batch_id)
-    settled = view["pending"] == 0 and view["in_progress"] == 0 and view.get("results_url") is not None
-    patience = (settle_s(deps) + EXPORT_S) / RENDER_LOOK_S
-    if view["status"] not in {s.value for s in TERMINAL_BATCH} or (not settled and msg.waits < patience):
+    if not _settled(deps, view, msg.waits):
         return None
     body: dict[str, Any] = {"event": BATCH_FINISHED, "event_id": msg.event_id}
     body |= {k: view.get(k) for k in FINISHED_FIELDS}
@@ -71,6 +73,14 @@ def _render_finished(deps: Deps, msg: EventMessage) -> dict[str, Any] | None:
         body["detected"] = view["detected"]
     body["at"] = view.get("completed_at") or iso_at(deps.clock.now())
     return body
+
+
+def _settled(deps: Deps, view: dict[str, Any], waits: int) -> bool:
+    """Ended, every item finished and the results published; or waited long enough for that."""
+    if view["status"] not in {s.value for s in TERMINAL_BATCH}:
+        return False
+    final = view["pending"] == 0 and view["in_progress"] == 0 and view.get("results_url") is not None
+    return final or waits >= (settle_s(deps) + EXPORT_S) / RENDER_LOOK_S
 
 
 def _try_webhook(deps: Deps, msg: EventMessage, now: float) -> str:
