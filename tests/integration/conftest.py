@@ -103,10 +103,10 @@ class Harness:
 
         factory = lambda: self.deps  # noqa: E731
         routers = {
-            "batches": (batches_router,),
+            "batches": (batches_router, tenant_router),  # as entrypoints.batches_handler serves them
             "status": (status_router,),
             "scrape": (scrape_router,),
-            "admin": (admin_router, tenant_router),  # as entrypoints.admin_handler serves them
+            "admin": (admin_router,),
         }
         if name in routers:
             return entrypoints.http_handler(*routers[name], deps_factory=factory)

@@ -55,10 +55,10 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     return handler
 
 
-batches_handler = http_handler(batches_router)
+batches_handler = http_handler(batches_router, tenant_router)  # the tenant's own routes: any tenant's key
 status_handler = http_handler(status_router)
 scrape_handler = http_handler(scrape_router)
-admin_handler = http_handler(admin_router, tenant_router)
+admin_handler = http_handler(admin_router)
 
 
 def _sqs_handler(

@@ -291,7 +291,7 @@ _DOCS: dict[str, dict[str, Any]] = {
         "summary": "Create a tenant and its API key (shown once)",
         "responses": responses(201, CreatedTenant, "Tenant created", WITH_BODY),
     },
-    # the calling tenant (any tenant's key; served by the admin function)
+    # the calling tenant (any tenant's key; served by the batches function)
     "get_tenant": {
         "summary": "The calling tenant",
         "responses": responses(200, TenantView, "The tenant", (*AUTH, 404)),

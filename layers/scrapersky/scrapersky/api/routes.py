@@ -29,7 +29,7 @@ status_router = Router()
 scrape_router = Router()
 admin_router = Router()
 admin_router.use(middlewares=[admin_only])  # every admin route needs an admin key: see admin_only
-tenant_router = Router()  # the calling tenant's own record (served by the admin function, any tenant's key)
+tenant_router = Router()  # the calling tenant's own record (served by the batches function: any tenant's key)
 
 
 def _no_content() -> Response:

@@ -32,9 +32,9 @@ def verify(secret: str, header: str, raw: bytes, now: float, tolerance_s: float 
     return abs(now - t) <= tolerance_s and hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def retry_delay(tries: int) -> float:
+def retry_delay(tries: int, first_s: float = FIRST_RETRY_S) -> float:
     """Seconds before the next try after `tries` failed ones: 30 s, 60 s, 120 s, ... at most an hour."""
-    return min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** max(0, tries - 1))
+    return min(MAX_RETRY_S, first_s * 2 ** max(0, tries - 1))
 
 
 def gives_up(first_try_at: float, now: float) -> bool:

@@ -103,5 +103,5 @@ def _try_webhook(deps: Deps, msg: EventMessage, now: float) -> str:
     if ev.gives_up(first, now):
         deps.events.queue.send_dead_event(failed)
         return "given_up"
-    wait = ev.retry_delay(tries)
+    wait = ev.retry_delay(tries, deps.settings.webhook_first_retry_s)
     return _later(deps, failed.model_copy(update={"next_try_at": now + wait}), wait, f"retry:{status or 'no_answer'}")
