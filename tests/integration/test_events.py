@@ -120,3 +120,16 @@ def test_a_batch_past_its_tolerated_failures_ends_failed_with_cancelled_leftover
     assert view["succeeded"] + view["failed"] + view["cancelled"] == 40
     msgs = harness.receive("EventsQueue")
     assert [json.loads(m["Body"])["event"] for m in msgs] == ["batch.finished"]
+
+
+def test_the_sample_events_run_through_their_handlers(harness):
+    from tests.conftest import load_event
+
+    # the sample names a batch this stack never had: the consumer drops it without failing the record
+    result = harness.handler("events")(load_event("sqs_event_batch_finished.json"), harness.context)
+    assert result == {"batchItemFailures": []}
+    for name, status in (("api_get_tenant.json", 200), ("api_rotate_webhook_secret.json", 200)):
+        ev = load_event(name)
+        ev["requestContext"]["authorizer"] = {"tenant_id": "t_local", "role": "tenant"}
+        out = harness.handler("batches")(ev, harness.context)
+        assert out["statusCode"] == status, out
