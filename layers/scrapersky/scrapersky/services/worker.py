@@ -59,7 +59,8 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
         return claims.cancel(owner)
     if batch.stop_reason:  # stopped for its failures: what has not run ends cancelled, the last one ends the batch
         result = claims.cancel(owner)
-        finish_if_done(deps, batch.batch_id)
+        if result.outcome == "cancelled":  # (a refused claim of a finished item has looked at the batch already)
+            finish_if_done(deps, batch.batch_id)
         return result
     if processor.sub_units and msg.unit is None:  # the item's first message: its first unit is sent, no fetch
         return documents.start_item(deps, msg, batch, cache.started)
