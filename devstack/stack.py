@@ -60,6 +60,7 @@ class LocalStack:
     api_port: int = int(os.environ.get("SCRAPERSKY_PORT", "3000"))
     api_key: str = os.environ.get("SCRAPERSKY_API_KEY", "local-dev-key")
     admin_key: str = os.environ.get("SCRAPERSKY_ADMIN_KEY", "local-admin-key")
+    webhook_secret: str = os.environ.get("SCRAPERSKY_WEBHOOK_SECRET", "local-webhook-secret")  # the tenant's
     ministack_port: int = int(os.environ.get("SCRAPERSKY_MINISTACK_PORT", "0"))
     worker_concurrency: int = int(os.environ.get("SCRAPERSKY_WORKER_CONCURRENCY", "4"))
     # environment for the Lambda handlers (ministack's processes pass theirs on), e.g. SCRAPERSKY_FAULTS for a chaos run
@@ -254,13 +255,16 @@ class LocalStack:
         return f"s3://{BUCKET}/{key}"
 
     def _seed(self) -> None:
-        from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
+        from scrapersky.adapters.dynamo_tenants import DynamoTenantStore, DynamoWebhookSecrets
         from scrapersky.services.admin import hash_key
 
-        tenants = DynamoTenantStore(self.outputs["TenantsTableName"], aws_client("dynamodb", self.endpoint))
+        ddb = aws_client("dynamodb", self.endpoint)
+        tenants = DynamoTenantStore(self.outputs["TenantsTableName"], ddb)
         now = time.time()
         tenants.put_tenant(LOCAL_TENANT, "local", "tenant", hash_key(self.api_key), now)
         tenants.put_tenant(LOCAL_ADMIN, "local-admin", "admin", hash_key(self.admin_key), now)
+        # the seeded tenant's webhooks are signed with a known secret (rotated with POST /tenant/webhook-secret)
+        DynamoWebhookSecrets(self.outputs["TenantsTableName"], ddb).set_secret(LOCAL_TENANT, self.webhook_secret, now)
 
     def _wait_api(self) -> None:
         end = time.time() + 60

@@ -53,8 +53,11 @@ class Client:
         group: str | None = None,
         start: bool = True,
         client_token: str | None = None,
+        callback_url: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": kind, "items": items, "start": start}
+        if callback_url:
+            body["callback_url"] = callback_url
         if options:
             body["options"] = options
         if group:
@@ -149,6 +152,14 @@ class Client:
 
     def scrape(self, item: str, kind: str = "page", options: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._call("POST", "/scrape", {"kind": kind, "item": item, "options": options or {}})
+
+    def tenant(self) -> dict[str, Any]:
+        """The calling tenant, its webhook secret masked."""
+        return self._call("GET", "/tenant")
+
+    def rotate_webhook_secret(self) -> str:
+        """A new webhook secret (every webhook try from now on is signed with it)."""
+        return str(self._call("POST", "/tenant/webhook-secret")["webhook_secret"])
 
     def create_tenant(self, name: str) -> dict[str, Any]:
         return self._call("POST", "/tenants", {"name": name})

@@ -12,6 +12,7 @@ from tests.fakes.batches import FakeBatchStore
 from tests.fakes.clock import FakeClock
 from tests.fakes.documents import FakeDiscoveredUrls, FakeItemDocuments
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
+from tests.fakes.events import FakeEventPorts, make_event_ports
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
 from tests.fakes.results import FakeResultStore
@@ -24,6 +25,8 @@ DUMMY_SETTINGS: dict[str, Any] = {
     "fanout_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-fanout",
     "work_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-work",
     "results_bucket": "test-results",
+    "events_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-events",
+    "events_dlq_url": "https://sqs.us-east-1.amazonaws.com/123456789012/test-events-dlq",
 }
 
 
@@ -48,6 +51,7 @@ class FakeDeps(Deps):
     documents: FakeItemDocuments
     urls: FakeDiscoveredUrls
     results: FakeResultStore
+    events: FakeEventPorts
 
 
 def make_deps(
@@ -63,13 +67,14 @@ def make_deps(
     pool = FakeProxyPool(book, quarantine_after=settings.quarantine_after, no_proxy_retry_s=settings.no_proxy_retry_s)
     pool.add_proxies(proxies, clock.now())
     pool.calls.clear()
+    tenants = FakeTenantStore()
     return FakeDeps(
         settings=settings,
         batches=batches,
         items=FakeItemStore(batches),
         pool=pool,
         hosts=book,
-        tenants=FakeTenantStore(),
+        tenants=tenants,
         queue=FakeQueue(),
         fetcher=FakeFetcher(clock=clock),
         clock=clock,
@@ -77,4 +82,5 @@ def make_deps(
         documents=FakeItemDocuments(),
         urls=FakeDiscoveredUrls(),
         results=FakeResultStore(),
+        events=make_event_ports(batches, tenants),
     )

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router, tenant_router
 from scrapersky.models import CreateTenantRequest
 from scrapersky.services.admin import create_tenant
 from scrapersky.services.context import Deps
@@ -44,7 +44,7 @@ def _create_from_template(region: str) -> dict[str, str]:
         ddb.create_table(TableName=name, BillingMode=props["BillingMode"], **kwargs)
     sqs = boto3.client("sqs", region_name=region)
     urls = {}
-    for logical in ("FanoutDLQ", "WorkDLQ", "FanoutQueue", "WorkQueue"):
+    for logical in ("FanoutDLQ", "WorkDLQ", "EventsDLQ", "FanoutQueue", "WorkQueue", "EventsQueue"):
         props = resources[logical]["Properties"]
         attrs = {"VisibilityTimeout": str(props["VisibilityTimeout"])}
         if "RedrivePolicy" in props:
@@ -102,13 +102,19 @@ class Harness:
         from scrapersky import entrypoints  # imported when used: tests of one adapter need not load them all
 
         factory = lambda: self.deps  # noqa: E731
-        routers = {"batches": batches_router, "status": status_router, "scrape": scrape_router, "admin": admin_router}
+        routers = {
+            "batches": (batches_router, tenant_router),  # as entrypoints.batches_handler serves them
+            "status": (status_router,),
+            "scrape": (scrape_router,),
+            "admin": (admin_router,),
+        }
         if name in routers:
-            return entrypoints.http_handler(routers[name], deps_factory=factory)
+            return entrypoints.http_handler(*routers[name], deps_factory=factory)
         records = {
             "worker": entrypoints._work_records,
             "fanout": entrypoints._fanout_records,
             "dead_letters": entrypoints._dead_letter_records,
+            "events": entrypoints._event_records,
         }[name]
         return entrypoints._sqs_handler(records, deps_factory=factory)
 
@@ -243,6 +249,8 @@ def harness(moto_aws) -> Iterator[Harness]:
         fanout_queue_url=urls["FanoutQueue"],
         work_queue_url=urls["WorkQueue"],
         results_bucket=RESULTS_BUCKET,
+        events_queue_url=urls["EventsQueue"],
+        events_dlq_url=urls["EventsDLQ"],
         allow_private_targets=True,
         any_target_port=True,
         lease_seconds=30,

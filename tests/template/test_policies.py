@@ -22,6 +22,8 @@ T = load_template((ROOT / "template.yaml").read_text())
 FUNCTIONS = {k: v for k, v in T["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
 SENDS = {"send_fanout": ("FanoutQueue", "sqs:SendMessage"), "send_work": ("WorkQueue", "sqs:SendMessage")}
 SENDS["change_visibility"] = ("WorkQueue", "sqs:ChangeMessageVisibility")
+SENDS["send_event"] = ("EventsQueue", "sqs:SendMessage")
+SENDS["send_dead_event"] = ("EventsDLQ", "sqs:SendMessage")
 
 Node = tuple[str, str]  # (module, qualified function name)
 _CONTAINER_METHODS = {"add", "get", "append", "update", "pop", "items", "keys", "values", "extend", "remove", "clear"}
@@ -182,7 +184,8 @@ def test_the_call_graph_sees_the_sends_it_must_see():
     # guards the guard: if the static walk lost track of the code, every function would pass vacuously
     assert sends_of(roots_of("FanoutFunction")) >= {"send_work", "send_fanout"}
     assert "change_visibility" in sends_of(roots_of("WorkerFunction"))
-    assert sends_of(roots_of("BatchesFunction")) == {"send_fanout"}
+    assert sends_of(roots_of("BatchesFunction")) == {"send_fanout", "send_event"}  # a cancel: batch.finished
+    assert sends_of(roots_of("EventsFunction")) == {"send_event", "send_dead_event"}
     assert sends_of(roots_of("StatusFunction")) == set()
     assert sends_of(roots_of("ScrapeFunction")) == set()
 
@@ -224,6 +227,9 @@ PORT_ADAPTERS = {  # Deps attribute -> (adapter module, class, template table), 
     "pool": ("scrapersky.adapters.dynamo_proxies", "DynamoProxyPool", "ProxiesTable"),
     "hosts": ("scrapersky.adapters.dynamo_hosts", "DynamoHostBook", "ProxiesTable"),
     "tenants": ("scrapersky.adapters.dynamo_tenants", "DynamoTenantStore", "TenantsTable"),
+    # deps.events.secrets / deps.events.stops (scrapersky.event_ports.EventPorts)
+    "secrets": ("scrapersky.adapters.dynamo_tenants", "DynamoWebhookSecrets", "TenantsTable"),
+    "stops": ("scrapersky.adapters.dynamo_stops", "DynamoBatchStops", "BatchesTable"),
 }
 DDB_ACTIONS = {
     "get_item": {"dynamodb:GetItem"},

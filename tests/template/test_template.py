@@ -31,7 +31,7 @@ def queue_of(ref):
 
 def test_every_sqs_consumer_reports_partial_batch_failures():
     events = list(sqs_events())
-    assert len(events) == 4
+    assert len(events) == 5
     for _fn, _ev, props in events:
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
@@ -67,6 +67,18 @@ def test_work_queues_have_dlqs_that_are_consumed():
     for q in ("FanoutQueue", "WorkQueue"):
         dlq = R[q]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         assert dlq in consumed, f"{dlq} is not consumed: poison messages would hang their batch"
+
+
+def test_the_events_queue_has_a_dlq_that_raises_an_alarm():
+    # an event given up after a day of webhook tries (or one whose handling kept crashing) is kept there for an
+    # operator to redrive, not consumed: it is no item, no batch waits for it
+    dlq = R["EventsQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert dlq == "EventsDLQ"
+    alarm = R["EventsDlqNotEmptyAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EventsDLQ", "QueueName"]}}]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] and alarm["Threshold"] == 0
+    # a webhook retry is a new message with a delay, never a redelivery: only crashes count towards the DLQ
+    assert R["EventsQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] >= 5
 
 
 def test_worker_scaling_is_a_parameter_and_deferrals_cannot_exhaust_the_dlq_budget():

@@ -34,7 +34,13 @@ def test_a_missing_malformed_or_unknown_key_authenticates_nobody(header):
 def test_an_admin_tenant_authenticates_as_admin():
     deps = make_deps()
     got = admin.create_tenant(deps, CreateTenantRequest(name="Ops", role="admin"), api_key="sk_ops", tenant_id="t_ops")
-    assert got == {"tenant_id": "t_ops", "name": "Ops", "role": "admin", "api_key": "sk_ops"}
+    assert got == {
+        "tenant_id": "t_ops",
+        "name": "Ops",
+        "role": "admin",
+        "api_key": "sk_ops",
+        "webhook_secret": deps.events.secrets.secrets["t_ops"],
+    }
     tenant = admin.authenticate(deps, "Bearer sk_ops")
     assert tenant is not None and tenant.is_admin
 

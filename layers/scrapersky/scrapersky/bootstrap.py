@@ -14,14 +14,19 @@ from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+from scrapersky.adapters.dynamo_stops import DynamoBatchStops
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
-from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
+from scrapersky.adapters.dynamo_tenants import DynamoTenantStore, DynamoWebhookSecrets
 from scrapersky.adapters.dynamo_urls import DynamoDiscoveredUrls
+from scrapersky.adapters.eventbridge_bus import EventBridgeBus
 from scrapersky.adapters.http_fetcher import RequestsFetcher
+from scrapersky.adapters.http_webhooks import RequestsWebhookSender
 from scrapersky.adapters.s3_results import S3ResultStore
+from scrapersky.adapters.sqs_events import SqsEventQueue
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
 from scrapersky.domain.pacing import PacingPolicy
 from scrapersky.domain.targets import TargetPolicy
+from scrapersky.event_ports import EventPorts
 from scrapersky.ports import SystemClock
 from scrapersky.services.context import CallCounter, Deps
 from scrapersky.settings import Settings
@@ -37,9 +42,10 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
     ddb = session.client("dynamodb", config=_AWS_CONFIG)
     sqs = session.client("sqs", config=_AWS_CONFIG)
     s3 = session.client("s3", config=_AWS_CONFIG.merge(Config(signature_version="s3v4")))
+    bus = session.client("events", config=_AWS_CONFIG)
     counter = CallCounter()
     injector = faults.from_env()  # only a local chaos run sets SCRAPERSKY_FAULTS; never the deployed template
-    for client in (ddb, sqs, s3):
+    for client in (ddb, sqs, s3, bus):
         client.meta.events.register("before-call.*.*", counter)
         if injector is not None:
             injector.register(client)
@@ -68,6 +74,13 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
         urls=DynamoDiscoveredUrls(settings.batches_table, ddb, retention_s=settings.retention_s),
         results=S3ResultStore(settings.results_bucket, s3),
+        events=EventPorts(
+            queue=SqsEventQueue(settings.events_queue_url, settings.events_dlq_url, sqs),
+            webhooks=RequestsWebhookSender(policy),
+            bus=EventBridgeBus(bus),
+            secrets=DynamoWebhookSecrets(settings.tenants_table, ddb),
+            stops=DynamoBatchStops(settings.batches_table, ddb),
+        ),
         api_calls=counter,
     )
 

@@ -25,11 +25,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from scrapersky import bootstrap
 from scrapersky.api.body import json_by_default, unreadable_body
 from scrapersky.api.resolver import make_resolver
-from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router, tenant_router
 from scrapersky.heartbeat import Heartbeat, HeartbeatQueue
-from scrapersky.models import FanoutMessage, WorkMessage
+from scrapersky.models import EventMessage, FanoutMessage, WorkMessage
 from scrapersky.observability import logger, metrics, tracer
-from scrapersky.services import admin, dead_letters, fanout, maintenance, worker
+from scrapersky.services import admin, dead_letters, event_delivery, fanout, maintenance, worker
 from scrapersky.services.context import Deps
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -55,7 +55,7 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     return handler
 
 
-batches_handler = http_handler(batches_router)
+batches_handler = http_handler(batches_router, tenant_router)  # the tenant's own routes: any tenant's key
 status_handler = http_handler(status_router)
 scrape_handler = http_handler(scrape_router)
 admin_handler = http_handler(admin_router)
@@ -179,9 +179,23 @@ def _dead_letter_records(deps: Deps) -> Callable[[SQSRecord], Any]:
     return on_record
 
 
+def _event_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    def on_record(record: SQSRecord) -> str:
+        msg = EventMessage.model_validate_json(record.body)
+        logger.append_keys(batch_id=msg.batch_id, tenant_id=msg.tenant_id, event_id=msg.event_id)
+        outcome = event_delivery.handle(deps, msg)
+        logger.info("event handled", extra={"event": msg.event, "outcome": outcome, "attempt": msg.attempt})
+        if outcome == "given_up":
+            metrics.add_metric(name="WebhooksGivenUp", unit=MetricUnit.Count, value=1)
+        return outcome
+
+    return on_record
+
+
 worker_handler = _sqs_handler(_work_records, heartbeat=True)
 fanout_handler = _sqs_handler(_fanout_records)
 dead_letter_handler = _sqs_handler(_dead_letter_records)
+events_handler = _sqs_handler(_event_records)
 
 
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)

@@ -79,6 +79,13 @@ class BatchOptions(BaseModel):
     # TODO(issue 8, phase 3): follow the discovered URLs into a child page batch. Validated and refused (422) by
     # the sitemap kind until it is served, so that no user believes it works.
     follow: FollowOptions | None = Field(default=None, description="kind sitemap: not served yet (422)")
+    # ---- events: when a batch stops for its failures (services/tolerance.py) ----
+    tolerated_failure_pct: float | None = Field(
+        default=None, ge=0, le=100, description="the batch fails once more than this % of its finished items failed"
+    )
+    tolerated_failure_count: int | None = Field(
+        default=None, ge=0, description="the batch fails once more than this many items failed"
+    )
 
 
 class CreateBatchRequest(BaseModel):
@@ -92,6 +99,9 @@ class CreateBatchRequest(BaseModel):
     group: GroupName | None = None
     start: bool = True
     client_token: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = Field(
+        default=None, description="https URL that gets batch.finished (signed), under the SSRF rules of a target"
+    )
 
 
 class ScrapeRequest(BaseModel):
@@ -210,3 +220,24 @@ class FanoutMessage(BaseModel):
     items: list[str] = Field(default_factory=list)
     cursor: str | None = None
     export: ExportState | None = None
+
+
+# ---- events (services/events.py, services/event_delivery.py) ----------------------------------------------------
+class EventMessage(BaseModel):
+    """An events-queue message: one event for its destinations (`webhook`: the callback URL, `bus`: EventBridge).
+
+    `body` is None for a batch.finished not yet rendered: the consumer renders it once the batch's counts are final,
+    then keeps it, so every try sends the same event. `attempt` counts webhook tries made; `first_try_at` starts the
+    24 h retry window; `next_try_at` holds a wait longer than SQS's 900 s delay."""
+
+    event: str
+    event_id: str
+    tenant_id: str
+    batch_id: str | None = None
+    callback_url: str | None = None
+    destinations: list[Literal["webhook", "bus"]] = Field(default_factory=list)
+    body: dict[str, Any] | None = None
+    attempt: int = 0
+    first_try_at: float | None = None
+    next_try_at: float | None = None
+    waits: int = 0  # times rendering waited for a cancelled batch's running items

@@ -32,6 +32,9 @@ class BatchRecord:
     fanout_sent: bool = False
     auto_start: bool = False  # queued behind its group's running batch: starts by itself when that one ends
     result_keys: dict[str, str] = field(default_factory=dict)  # format -> ResultStore key, once exported
+    # ---- events: where batch.finished goes; why the batch stopped early (tolerated failures exceeded) ----
+    callback_url: str | None = None
+    stop_reason: str | None = None
 
     def shard_of(self, seq: int) -> int:
         return seq % self.shards

@@ -24,6 +24,8 @@ class Settings(BaseModel):
     fanout_queue_url: Required
     work_queue_url: Required
     results_bucket: Required  # every function reads results: the status one presigns, the fan-out one writes
+    events_queue_url: Required  # a batch's end sends batch.finished (every function that can end a batch)
+    events_dlq_url: Required  # where a webhook given up after a day goes (the events consumer)
     allow_private_targets: bool = False
     any_target_port: bool = False
     lease_seconds: float = Field(default=90.0, gt=0)
@@ -43,6 +45,7 @@ class Settings(BaseModel):
     items_per_minute_estimate: float = Field(default=120.0, gt=0)
     results_url_ttl_s: int = Field(default=14_400, ge=3600, le=604_800)  # presigned results URLs: 4 h
     export_part_bytes: int = Field(default=8 * 2**20, ge=1)  # S3 wants >= 5 MiB for every part but the last
+    webhook_first_retry_s: float = Field(default=30.0, gt=0, le=60)  # a failed webhook try is retried this soon
     retention_days: float = Field(default=30, gt=0)  # the template's RetentionDays: batches, items, results
 
     def hold_s(self, timeout_s: float) -> float:

@@ -31,6 +31,20 @@ def _batches(bodies: list[str], delay_s: int) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
+def send_bodies(sqs: Any, url: str, bodies: list[str], delay_s: int = 0) -> None:
+    """Sends message bodies in batched calls, re-sending the entries SQS refused (a few times, then raises)."""
+    for entries in _batches(bodies, delay_s):
+        pending = entries
+        for _ in range(5):
+            got = sqs.send_message_batch(QueueUrl=url, Entries=pending)
+            failed = {f["Id"] for f in got.get("Failed", [])}
+            pending = [e for e in pending if e["Id"] in failed]
+            if not pending:
+                break
+        if pending:
+            raise RuntimeError(f"SQS refused {len(pending)} messages")
+
+
 class SqsWorkQueue(WorkQueue):
     def __init__(self, fanout_url: str, work_url: str, client: Any) -> None:
         self.fanout_url = fanout_url
@@ -38,16 +52,7 @@ class SqsWorkQueue(WorkQueue):
         self.sqs = client
 
     def _send(self, url: str, bodies: list[str], delay_s: int = 0) -> None:
-        for entries in _batches(bodies, delay_s):
-            pending = entries
-            for _ in range(5):
-                got = self.sqs.send_message_batch(QueueUrl=url, Entries=pending)
-                failed = {f["Id"] for f in got.get("Failed", [])}
-                pending = [e for e in pending if e["Id"] in failed]
-                if not pending:
-                    break
-            if pending:
-                raise RuntimeError(f"SQS refused {len(pending)} messages")
+        send_bodies(self.sqs, url, bodies, delay_s)
 
     def send_fanout(self, messages: list[FanoutMessage], delay_s: int = 0) -> None:
         bodies = [m.model_dump_json(exclude_none=True) for m in messages]

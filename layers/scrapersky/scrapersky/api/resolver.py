@@ -112,9 +112,9 @@ def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
 
 @cache
 def openapi_json() -> str:
-    from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
+    from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router, tenant_router
 
-    app = make_resolver(batches_router, status_router, scrape_router, admin_router)
+    app = make_resolver(batches_router, tenant_router, status_router, scrape_router, admin_router)
     doc = json.loads(
         app.get_openapi_json_schema(
             title=API_TITLE,

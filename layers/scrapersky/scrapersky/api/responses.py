@@ -101,6 +101,7 @@ class BatchView(BaseModel):
     rejected_items: int = Field(description="how many items were rejected at creation")
     duplicate_items: int
     options: dict[str, Any]
+    reason: str | None = Field(default=None, description="why it stopped early: tolerated_failure_exceeded, else null")
     results_url: str | None = Field(
         description="JSON Lines of every item (one line per item, with `seq`) once the batch ended and its export"
         " is published, else null; needs no Authorization header"
@@ -151,6 +152,17 @@ class CreatedTenant(BaseModel):
     name: str
     role: Literal["tenant", "admin"]
     api_key: str = Field(description="shown once; stored only as its hash")
+    webhook_secret: str = Field(description="signs the tenant's webhooks (X-ScraperSky-Signature); rotate it")
+
+
+class TenantView(BaseModel):
+    tenant_id: str
+    name: str
+    webhook_secret: str | None = Field(description="masked: at most its last 4 characters")
+
+
+class RotatedSecret(BaseModel):
+    webhook_secret: str = Field(description="the new secret: every webhook try from now on is signed with it")
 
 
 class CreatedProxy(BaseModel):
@@ -302,6 +314,15 @@ _DOCS: dict[str, dict[str, Any]] = {
     "create_tenant": {
         "summary": "Create a tenant and its API key (shown once)",
         "responses": responses(201, CreatedTenant, "Tenant created", WITH_BODY),
+    },
+    # the calling tenant (any tenant's key; served by the batches function)
+    "get_tenant": {
+        "summary": "The calling tenant",
+        "responses": responses(200, TenantView, "The tenant", (*AUTH, 404)),
+    },
+    "rotate_webhook_secret": {
+        "summary": "Rotate the webhook secret",
+        "responses": responses(200, RotatedSecret, "New"),
     },
     "add_proxy": {"summary": "Register a proxy", "responses": responses(201, CreatedProxy, "Registered", WITH_BODY)},
     "list_proxies": {

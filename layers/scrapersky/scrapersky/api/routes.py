@@ -29,6 +29,7 @@ status_router = Router()
 scrape_router = Router()
 admin_router = Router()
 admin_router.use(middlewares=[admin_only])  # every admin route needs an admin key: see admin_only
+tenant_router = Router()  # the calling tenant's own record (served by the batches function: any tenant's key)
 
 
 def _no_content() -> Response:
@@ -99,6 +100,16 @@ def health():
 @status_router.get("/openapi.json", **doc("openapi"))
 def openapi():
     return Response(status_code=200, content_type="application/json", body=openapi_json())
+
+
+@tenant_router.get("/tenant", **doc("get_tenant"))
+def get_tenant():
+    return json_response(200, admin.get_tenant(deps_of(tenant_router), tenant_of(tenant_router)))
+
+
+@tenant_router.post("/tenant/webhook-secret", **doc("rotate_webhook_secret"))
+def rotate_webhook_secret():
+    return json_response(200, admin.rotate_webhook_secret(deps_of(tenant_router), tenant_of(tenant_router)))
 
 
 @scrape_router.post("/scrape", **doc("scrape"))

@@ -95,6 +95,7 @@ def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str,
         "rejected_items": batch.rejected_count,
         "duplicate_items": batch.duplicate_items,
         "options": batch.options,
+        "reason": batch.stop_reason,  # why it stopped early (tolerated_failure_exceeded), else null
         "results_url": None,  # set once the ended batch's export is published (services/batches.py)
         "results_csv_url": None,
     }

@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from scrapersky.domain.events import masked
 from scrapersky.domain.progress import iso
 from scrapersky.domain.targets import InvalidTarget, host_key
 from scrapersky.errors import InvalidInput, NotFound
@@ -26,11 +27,33 @@ def hash_key(api_key: str) -> str:
 def create_tenant(
     deps: Deps, req: CreateTenantRequest, api_key: str | None = None, tenant_id: str | None = None
 ) -> dict[str, Any]:
-    """The key is returned once and stored only as its hash."""
+    """The key is returned once and stored only as its hash; the webhook secret signs the tenant's webhooks."""
     key = api_key or f"sk_{secrets.token_urlsafe(32)}"
     tid = tenant_id or f"t_{secrets.token_hex(8)}"
     deps.tenants.put_tenant(tid, req.name, req.role, hash_key(key), deps.clock.now())
-    return {"tenant_id": tid, "name": req.name, "role": req.role, "api_key": key}
+    secret = new_webhook_secret()
+    deps.events.secrets.set_secret(tid, secret, deps.clock.now())
+    return {"tenant_id": tid, "name": req.name, "role": req.role, "api_key": key, "webhook_secret": secret}
+
+
+# ---- the calling tenant: its record and its webhook secret ---------------------------------------------------
+def new_webhook_secret() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+def get_tenant(deps: Deps, tenant_id: str) -> dict[str, Any]:
+    tenant = deps.events.secrets.tenant(tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    return {"tenant_id": tenant.tenant_id, "name": tenant.name, "webhook_secret": masked(tenant.webhook_secret)}
+
+
+def rotate_webhook_secret(deps: Deps, tenant_id: str) -> dict[str, Any]:
+    """A new secret signs every webhook try from now on (a try already sent was signed with the old one)."""
+    secret = new_webhook_secret()
+    if not deps.events.secrets.set_secret(tenant_id, secret, deps.clock.now()):
+        raise NotFound(f"tenant {tenant_id} not found")
+    return {"webhook_secret": secret}
 
 
 def authenticate(deps: Deps, authorization: str | None) -> TenantRecord | None:

@@ -7,8 +7,9 @@ import math
 import secrets
 from typing import Any
 
+from scrapersky.domain.callbacks import normalise_callback
 from scrapersky.domain.progress import batch_view, iso, total
-from scrapersky.domain.targets import NormalisedItems
+from scrapersky.domain.targets import InvalidTarget, NormalisedItems
 from scrapersky.errors import Conflict, InvalidCursor, InvalidInput, NotFound
 from scrapersky.models import BATCH_ID, BatchStatus, CreateBatchRequest, FanoutMessage, ItemStatus, ItemView
 from scrapersky.records import BatchRecord, ItemRecord
@@ -62,7 +63,18 @@ def normalised(deps: Deps, req: CreateBatchRequest) -> NormalisedItems:
     return norm
 
 
+def callback_of(deps: Deps, req: CreateBatchRequest) -> str | None:
+    """The batch's callback URL under the SSRF rules of a target; an invalid one is a 422 and nothing is created."""
+    if req.callback_url is None:
+        return None
+    try:
+        return normalise_callback(req.callback_url, deps.policy)
+    except InvalidTarget as e:
+        raise InvalidInput(f"callback_url: {e}", [{"field": "callback_url", "message": str(e)}]) from e
+
+
 def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[str, Any]:
+    callback_url = callback_of(deps, req)
     norm = normalised(deps, req)
     now = deps.clock.now()
     total = len(norm.accepted)
@@ -80,6 +92,7 @@ def create_batch(deps: Deps, tenant_id: str, req: CreateBatchRequest) -> dict[st
         group=req.group,
         rejected_count=len(norm.rejected),
         duplicate_items=norm.duplicates,
+        callback_url=callback_url,
     )
     s = deps.settings
     chunks = chunk_items(norm.accepted, s.chunk_items, s.first_chunk_items)

@@ -15,6 +15,7 @@ from scrapersky.kinds.base import KindProcessor, Unit
 from scrapersky.models import WorkMessage
 from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.records import BatchRecord, ItemEnd, ItemError, ItemRef
+from scrapersky.services import tolerance
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
@@ -66,6 +67,8 @@ def record_end(deps: Deps, batch: BatchRecord, ref: ItemRef, owner: str, end: It
     won = deps.items.finish(ref, owner, end, deps.clock.now(), shard_last=batch.shard_share(ref.shard) - 1)
     if won and won.shard_done:
         finish_if_done(deps, ref.batch_id)
+    if won and not end.succeeded:
+        tolerance.judge(deps, batch)  # a failure may take the batch past its tolerated failures
     return bool(won)
 
 

@@ -45,11 +45,16 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
             deps.items.cancel(r.ref, deps.clock.now())
     if cursor:
         deps.queue.send_fanout([msg.model_copy(update={"cursor": cursor})])
-    elif msg.type == "cancel":
-        request_export(deps, batch)  # every item that had not started is cancelled now: the results are final
     else:
-        finish_if_done(deps, msg.batch_id)
+        _swept(deps, msg, batch)
     return msg.type
+
+
+def _swept(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> None:
+    if msg.type == "cancel" and batch.status is BatchStatus.CANCELLED:
+        request_export(deps, batch)  # every item that had not started is cancelled now: the results are final
+    else:  # dispatched, or the sweep of a batch stopped for its failures (services/tolerance.py): it may end now
+        finish_if_done(deps, msg.batch_id)
 
 
 def _chunk(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from scrapersky.domain.progress import decide_final_status, total
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, ExportState, FanoutMessage
 from scrapersky.records import BatchRecord
+from scrapersky.services import events, tolerance
 from scrapersky.services.context import Deps
 
 
@@ -19,6 +20,7 @@ def finish_if_done(deps: Deps, batch_id: str) -> BatchStatus | None:
     final = decide_final_status(total(shards), batch.total_items)
     if final is None:
         return None
+    final = tolerance.final_status(deps, batch, total(shards), final)  # failed past its tolerated failures
     if deps.batches.end(batch_id, final, deps.clock.now(), ACTIVE_BATCH):
         batch_ended(deps, batch)
         request_export(deps, batch)
@@ -35,7 +37,8 @@ def request_export(deps: Deps, batch: BatchRecord) -> None:
 
 
 def batch_ended(deps: Deps, batch: BatchRecord) -> None:
-    """Hands the batch's group over to the next batch queued behind it."""
+    """Tells that the batch ended (batch.finished) and hands its group over to the next batch queued behind it."""
+    events.batch_finished(deps, batch)
     if batch.group and deps.batches.release_group(batch.tenant_id, batch.group, batch.batch_id):
         start_next_in_group(deps, batch.tenant_id, batch.group)
 

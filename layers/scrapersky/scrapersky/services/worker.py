@@ -16,6 +16,7 @@ from scrapersky.records import BatchRecord, ItemError
 from scrapersky.services import documents, leasing
 from scrapersky.services.claims import ItemClaims, Result, UnitClaims
 from scrapersky.services.context import Deps
+from scrapersky.services.lifecycle import finish_if_done
 
 MAX_DEFER_S = 900.0
 TIME_GUARD_S = 10.0  # what an invocation keeps beyond a fetch's deadline to record it
@@ -56,6 +57,11 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
     claims = claims_for(deps, msg, batch, processor)
     if batch.status is BatchStatus.CANCELLED:
         return claims.cancel(owner)
+    if batch.stop_reason:  # stopped for its failures: what has not run ends cancelled, the last one ends the batch
+        result = claims.cancel(owner)
+        if result.outcome == "cancelled":  # (a refused claim of a finished item has looked at the batch already)
+            finish_if_done(deps, batch.batch_id)
+        return result
     if processor.sub_units and msg.unit is None:  # the item's first message: its first unit is sent, no fetch
         return documents.start_item(deps, msg, batch, cache.started)
     delivery = _Delivery(deps, msg, batch, claims, owner, processor, processor.unit_of(msg), deps.clock.now())
