@@ -12,6 +12,7 @@ from tests.fakes.batches import FakeBatchStore
 from tests.fakes.clock import FakeClock
 from tests.fakes.documents import FakeDiscoveredUrls, FakeItemDocuments
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
+from tests.fakes.follow import FakeFollowStore
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
 from tests.fakes.results import FakeResultStore
@@ -48,6 +49,7 @@ class FakeDeps(Deps):
     documents: FakeItemDocuments
     urls: FakeDiscoveredUrls
     results: FakeResultStore
+    follow: FakeFollowStore
 
 
 def make_deps(
@@ -77,4 +79,5 @@ def make_deps(
         documents=FakeItemDocuments(),
         urls=FakeDiscoveredUrls(),
         results=FakeResultStore(),
+        follow=FakeFollowStore(batches),
     )

@@ -11,6 +11,7 @@ from botocore.config import Config
 from scrapersky import faults
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
+from scrapersky.adapters.dynamo_follow import DynamoFollowStore
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
@@ -66,6 +67,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
         urls=DynamoDiscoveredUrls(settings.batches_table, ddb, retention_s=settings.retention_s),
         results=S3ResultStore(settings.results_bucket, s3),
+        follow=DynamoFollowStore(settings.batches_table, ddb, retention_s=settings.retention_s),
         api_calls=counter,
     )
 

@@ -31,6 +31,9 @@ class BatchRecord:
     fanout_sent: bool = False
     auto_start: bool = False  # queued behind its group's running batch: starts by itself when that one ends
     result_keys: dict[str, str] = field(default_factory=dict)  # format -> ResultStore key, once exported
+    parent_batch_id: str | None = None  # a child batch: the sitemap batch whose URLs it follows
+    child_batch_id: str | None = None  # a sitemap batch with options.follow: its child page batch, once created
+    follow: dict[str, Any] | None = None  # where following stands (services/follow.py); None: not begun
 
     def shard_of(self, seq: int) -> int:
         return seq % self.shards

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
+from scrapersky.follow_ports import FollowStore
 from scrapersky.kinds.registry import KindRegistry, default_registry
 from scrapersky.ports import (
     BatchStore,
@@ -47,6 +48,7 @@ class Deps:
     documents: ItemDocuments  # the sitemap kind's units of work
     urls: DiscoveredUrls  # the URLs sitemap items discovered
     results: ResultStore
+    follow: FollowStore  # what options.follow keeps while following a sitemap batch into its child
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 
