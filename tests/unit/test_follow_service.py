@@ -7,7 +7,7 @@ from typing import Any
 
 from scrapersky.models import BatchStatus
 from scrapersky.records import BatchRecord
-from scrapersky.services import batches, fanout, worker
+from scrapersky.services import batches, dead_letters, fanout, worker
 
 from tests.fakes import FakeDeps, Streamed, make_deps
 from tests.unit.seeding import drain, seed_batch
@@ -153,3 +153,29 @@ def test_no_url_to_follow_ends_the_parent_without_a_child():
     assert got["status"] == "completed" and got["child_batch_id"] is None
     assert got["follow"]["state"] == "done" and got["follow"]["urls"] == 0
     assert [b for b in deps.batches.batches.values() if b.kind == "page"] == []
+
+
+def deliver_until(deps: FakeDeps, stop: Any) -> Any:
+    """Runs the fan-out and work queues until a fan-out message matches `stop`: it is returned, not handled."""
+    while deps.queue.fanout or deps.queue.work:
+        for msg in deps.queue.pop_fanout():
+            if stop(msg):
+                return msg
+            fanout.handle(deps, msg)
+        drain_work_only(deps)
+    raise AssertionError("no such message")
+
+
+def test_a_dead_lettered_follow_step_fails_the_follow_and_both_batches_still_end():
+    deps = make_deps(proxies=2, default_host_rate=50.0, chunk_items=1)
+    batch = following(deps)
+    discover(deps, batch)
+    poison = deliver_until(deps, lambda m: m.type == "follow" and m.follow.phase == "send" and m.first_seq == 0)
+
+    assert dead_letters.handle(deps, poison.model_dump_json()) == "follow_abandoned"
+    drain(deps)
+
+    parent = view(deps, batch)
+    assert parent["status"] == "completed" and parent["follow"]["state"] == "failed"
+    child = view(deps, child_of(deps, batch))
+    assert child["status"] == "failed" and child["failed"] == 3 and child["total_items"] == 3

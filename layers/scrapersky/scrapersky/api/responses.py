@@ -78,13 +78,14 @@ class BatchErrors(BaseModel):
 class FollowView(BaseModel):
     """How a sitemap batch's URLs were followed into its child (exact once `state` is `done`)."""
 
-    state: Literal["following", "done"]
+    state: Literal["following", "done", "failed"]
     urls: int | None = Field(default=None, description="unique URLs that became child items")
     duplicates: int | None = Field(default=None, description="listings of a URL another item's listing had claimed")
     skipped_robots: int | None = None
     limit: int | None = None
     limit_reached: bool | None = Field(default=None, description="the child holds `limit` items: the rest left out")
     robots: Literal["obey", "ignore"] | None = None
+    error: str | None = Field(default=None, description="why following failed (state failed)")
 
 
 class BatchView(BaseModel):

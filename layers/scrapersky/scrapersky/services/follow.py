@@ -18,7 +18,7 @@ from typing import Any
 
 from scrapersky.follow_ports import KeptRobots, robots_host
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage, FollowState
-from scrapersky.records import BatchRecord
+from scrapersky.records import BatchRecord, ItemError, ItemRef
 from scrapersky.services import lifecycle
 from scrapersky.services.batches import chunk_items, new_batch_id, shard_totals
 from scrapersky.services.context import Deps
@@ -27,7 +27,10 @@ from scrapersky.sitemaps import FollowOptions, RobotsFile
 
 PAGE = 500  # parent URLs read by one collect message
 SEND_CHUNKS = 20  # kept chunks sent by one send message
-FOLLOWING, DONE = "following", "done"
+FOLLOWING, DONE, FAILED = "following", "done", "failed"
+NOT_FOLLOWED = ItemError(
+    "poison_message", "the follow could not store this item and was moved to the dead-letter queue"
+)
 
 
 def options_of(batch: BatchRecord) -> FollowOptions | None:
@@ -37,13 +40,17 @@ def options_of(batch: BatchRecord) -> FollowOptions | None:
 
 def holds(deps: Deps, batch: BatchRecord) -> bool:
     """Every item of `batch` is finished: True while its follow keeps it open (the follow is begun here, once)."""
-    if options_of(batch) is None or (batch.follow or {}).get("state") == DONE:
+    if options_of(batch) is None or _ended(batch):
         return False
     if batch.follow is None:
         # sent before it is marked: a crash in between leaves no parent that never ends (a second chain is harmless)
         _send(deps, batch, FollowState(), None)
         deps.follow.begin(batch.batch_id, {"state": FOLLOWING})
     return True
+
+
+def _ended(batch: BatchRecord) -> bool:
+    return (batch.follow or {}).get("state") in (DONE, FAILED)
 
 
 def _send(deps: Deps, batch: BatchRecord, state: FollowState, cursor: str | None, first_seq: int = 0) -> None:
@@ -55,7 +62,7 @@ def _send(deps: Deps, batch: BatchRecord, state: FollowState, cursor: str | None
 
 def handle(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:
     opts = options_of(batch)
-    if opts is None or batch.status not in ACTIVE_BATCH or (batch.follow or {}).get("state") == DONE:
+    if opts is None or batch.status not in ACTIVE_BATCH or _ended(batch):
         return "not_followed"  # cancelled meanwhile, or a chain that already ended
     state = msg.follow or FollowState()
     if state.phase == "send":
@@ -152,6 +159,27 @@ def _done(deps: Deps, batch: BatchRecord, state: FollowState) -> str:
     deps.follow.record(batch.batch_id, _view(state, DONE, opts), state.child_batch_id)
     lifecycle.finish_if_done(deps, batch.batch_id)
     return "follow_done"
+
+
+def abandon(deps: Deps, batch: BatchRecord, msg: FanoutMessage) -> str:
+    """A follow message that went to the dead-letter queue: the follow fails (the parent then ends); a child whose
+    chunks were not all sent gets the rest of its items failed, so it ends too."""
+    state, opts = msg.follow or FollowState(), options_of(batch)
+    if opts is None or _ended(batch):
+        return "follow_settled"
+    child = deps.batches.get(state.child_batch_id) if state.child_batch_id else None
+    first = msg.first_seq if state.phase == "send" else state.followed
+    while child is not None and first < state.followed:
+        items = deps.follow.chunk(batch.batch_id, first) or [""]
+        for seq, item in enumerate(items, start=first):
+            ref = ItemRef(child.batch_id, seq, child.shard_of(seq))
+            deps.items.fail_from_dead_letter(ref, item, NOT_FOLLOWED, deps.clock.now())
+        first += len(items)
+    if child is not None:
+        lifecycle.finish_if_done(deps, child.batch_id)
+    view = _view(state, FAILED, opts) | {"error": "a follow step could not be processed (dead-letter queue)"}
+    deps.follow.record(batch.batch_id, view, state.child_batch_id)
+    return "follow_abandoned"
 
 
 def _view(state: FollowState, where: str, opts: FollowOptions) -> dict[str, Any]:
