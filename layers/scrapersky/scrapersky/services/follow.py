@@ -168,18 +168,21 @@ def abandon(deps: Deps, batch: BatchRecord, msg: FanoutMessage) -> str:
     if opts is None or _ended(batch):
         return "follow_settled"
     child = deps.batches.get(state.child_batch_id) if state.child_batch_id else None
-    first = msg.first_seq if state.phase == "send" else state.followed
-    while child is not None and first < state.followed:
-        items = deps.follow.chunk(batch.batch_id, first) or [""]
+    if child is not None:
+        _fail_unsent(deps, batch, child, msg.first_seq if state.phase == "send" else 0, state.followed)
+    view = _view(state, FAILED, opts) | {"error": "a follow step could not be processed (dead-letter queue)"}
+    deps.follow.record(batch.batch_id, view, state.child_batch_id)
+    return "follow_abandoned"
+
+
+def _fail_unsent(deps: Deps, parent: BatchRecord, child: BatchRecord, first: int, end: int) -> None:
+    while first < end:
+        items = deps.follow.chunk(parent.batch_id, first) or [""]  # a chunk never kept: its items one by one
         for seq, item in enumerate(items, start=first):
             ref = ItemRef(child.batch_id, seq, child.shard_of(seq))
             deps.items.fail_from_dead_letter(ref, item, NOT_FOLLOWED, deps.clock.now())
         first += len(items)
-    if child is not None:
-        lifecycle.finish_if_done(deps, child.batch_id)
-    view = _view(state, FAILED, opts) | {"error": "a follow step could not be processed (dead-letter queue)"}
-    deps.follow.record(batch.batch_id, view, state.child_batch_id)
-    return "follow_abandoned"
+    lifecycle.finish_if_done(deps, child.batch_id)
 
 
 def _view(state: FollowState, where: str, opts: FollowOptions) -> dict[str, Any]:
