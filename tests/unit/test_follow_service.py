@@ -179,3 +179,17 @@ def test_a_dead_lettered_follow_step_fails_the_follow_and_both_batches_still_end
     assert parent["status"] == "completed" and parent["follow"]["state"] == "failed"
     child = view(deps, child_of(deps, batch))
     assert child["status"] == "failed" and child["failed"] == 3 and child["total_items"] == 3
+
+
+def test_a_batch_without_follow_shows_no_follow_fields():
+    deps = make_deps(proxies=2, default_host_rate=50.0)
+    Site(deps, PAGES)
+    batch = seed_batch(deps, [ROOT], kind="sitemap", options={"max_attempts": 2, "timeout_s": 5.0})
+
+    run(deps, batch)
+
+    got = view(deps, batch)
+    assert got["status"] == "completed"
+    assert (got["child_batch_id"], got["parent_batch_id"], got["skipped_robots"], got["follow"]) == (None,) * 4
+    assert all(m.type != "follow" for m in deps.queue.fanout)  # no follow begun
+    assert deps.follow.kept == {}

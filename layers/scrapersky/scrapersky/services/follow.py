@@ -127,6 +127,8 @@ def _seal(deps: Deps, batch: BatchRecord, state: FollowState, opts: FollowOption
         parent_batch_id=batch.batch_id,
     )
     child, _ = deps.batches.create(child, totals, f"follow:{batch.batch_id}", take_group=False)
+    if child.parent_batch_id != batch.batch_id:  # the tenant used this token for a batch of its own
+        raise RuntimeError(f"client token follow:{batch.batch_id} names batch {child.batch_id}, not a child")
     state.child_batch_id = child.batch_id
     state.phase = "send"
     deps.follow.record(batch.batch_id, _view(state, FOLLOWING, opts), child.batch_id)
