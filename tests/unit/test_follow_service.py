@@ -141,6 +141,37 @@ def test_a_parent_cancelled_before_its_follow_creates_no_child():
     assert [b for b in deps.batches.batches.values() if b.kind == "page"] == []
 
 
+def test_a_parent_cancelled_while_collecting_says_so_and_creates_no_child():
+    deps = make_deps(proxies=2, default_host_rate=50.0)
+    batch = following(deps)
+    discover(deps, batch)
+    first = deliver_until(deps, lambda m: m.type == "follow")
+
+    batches.cancel_batch(deps, batch.tenant_id, batch.batch_id)
+    assert fanout.handle(deps, first) == "not_followed"
+    drain(deps)
+
+    got = view(deps, batch)
+    assert (got["status"], got["child_batch_id"], got["follow"]["state"]) == ("cancelled", None, "cancelled")
+    assert [b for b in deps.batches.batches.values() if b.kind == "page"] == []
+
+
+def test_a_parent_cancelled_once_its_child_exists_still_gives_the_child_every_item():
+    deps = make_deps(proxies=2, default_host_rate=50.0, chunk_items=1)
+    batch = following(deps)
+    discover(deps, batch)
+    sending = deliver_until(deps, lambda m: m.type == "follow" and m.follow.phase == "send")
+
+    batches.cancel_batch(deps, batch.tenant_id, batch.batch_id)
+    fanout.handle(deps, sending)
+    drain(deps)
+
+    assert view(deps, batch)["status"] == "cancelled"
+    child = view(deps, child_of(deps, batch))
+    assert child["status"] in ("completed", "partial", "failed") and child["total_items"] == 3
+    assert child["succeeded"] + child["failed"] == 3 and child["cancelled"] == 0  # every item written and fetched
+
+
 def test_no_url_to_follow_ends_the_parent_without_a_child():
     deps = make_deps(proxies=2, default_host_rate=50.0)
     batch = following(deps, items=["https://s.test/empty.xml"])

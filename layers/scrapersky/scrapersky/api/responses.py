@@ -78,7 +78,9 @@ class BatchErrors(BaseModel):
 class FollowView(BaseModel):
     """How a sitemap batch's URLs were followed into its child (exact once `state` is `done`)."""
 
-    state: Literal["following", "done", "failed"]
+    state: Literal["following", "done", "failed", "cancelled"] = Field(
+        description="cancelled: the batch was cancelled before its child was created (then it has none)"
+    )
     urls: int | None = Field(default=None, description="unique URLs that became child items")
     duplicates: int | None = Field(default=None, description="listings of a URL another item's listing had claimed")
     skipped_robots: int | None = None

@@ -27,7 +27,7 @@ from scrapersky.sitemaps import FollowOptions, RobotsFile
 
 PAGE = 500  # parent URLs read by one collect message
 SEND_CHUNKS = 20  # kept chunks sent by one send message
-FOLLOWING, DONE, FAILED = "following", "done", "failed"
+FOLLOWING, DONE, FAILED, CANCELLED = "following", "done", "failed", "cancelled"
 NOT_FOLLOWED = ItemError(
     "poison_message", "the follow could not store this item and was moved to the dead-letter queue"
 )
@@ -50,7 +50,7 @@ def holds(deps: Deps, batch: BatchRecord) -> bool:
 
 
 def _ended(batch: BatchRecord) -> bool:
-    return (batch.follow or {}).get("state") in (DONE, FAILED)
+    return (batch.follow or {}).get("state") in (DONE, FAILED, CANCELLED)
 
 
 def _send(deps: Deps, batch: BatchRecord, state: FollowState, cursor: str | None, first_seq: int = 0) -> None:
@@ -61,13 +61,20 @@ def _send(deps: Deps, batch: BatchRecord, state: FollowState, cursor: str | None
 
 
 def handle(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:
-    opts = options_of(batch)
-    if opts is None or batch.status not in ACTIVE_BATCH or _ended(batch):
-        return "not_followed"  # cancelled meanwhile, or a chain that already ended
-    state = msg.follow or FollowState()
+    opts, state = options_of(batch), msg.follow or FollowState()
+    if opts is None or _ended(batch):
+        return "not_followed"  # a chain that already ended (a redelivered or doubled step)
     if state.phase == "send":
-        return _send_chunks(deps, msg, batch, state)
+        return _send_chunks(deps, msg, batch, state)  # the child exists: it gets every item, whatever the parent does
+    if batch.status not in ACTIVE_BATCH:
+        return _stopped(deps, batch, state, opts)
     return _collect(deps, msg, batch, state, opts)
+
+
+def _stopped(deps: Deps, batch: BatchRecord, state: FollowState, opts: FollowOptions) -> str:
+    """The parent was cancelled while its URLs were collected: no child, and its view says so."""
+    deps.follow.record(batch.batch_id, _view(state, CANCELLED, opts), None)
+    return "not_followed"
 
 
 def _collect(deps: Deps, msg: FanoutMessage, batch: BatchRecord, state: FollowState, opts: FollowOptions) -> str:
@@ -111,7 +118,7 @@ def _seal(deps: Deps, batch: BatchRecord, state: FollowState, opts: FollowOption
     now = deps.clock.now()
     current = deps.batches.get(batch.batch_id)
     if current is None or current.status not in ACTIVE_BATCH:
-        return "not_followed"  # cancelled while collecting
+        return _stopped(deps, current or batch, state, opts)  # cancelled while this page was collected
     totals = shard_totals(state.followed, deps.settings.counter_shards_max, deps.settings.counter_shard_items)
     child = BatchRecord(
         batch_id=new_batch_id(now),
