@@ -224,3 +224,35 @@ def test_a_batch_without_follow_shows_no_follow_fields():
     assert (got["child_batch_id"], got["parent_batch_id"], got["skipped_robots"], got["follow"]) == (None,) * 4
     assert all(m.type != "follow" for m in deps.queue.fanout)  # no follow begun
     assert deps.follow.kept == {}
+
+
+MANY = {
+    "/robots.txt": Streamed(b"User-agent: *\nDisallow: /private\nSitemap: https://s.test/a.xml\n"),
+    "/a.xml": Streamed(urlset(*[f"/p/{i}" for i in range(30)], "/private/1")),
+    "/b.xml": Streamed(urlset(*[f"/p/{i}" for i in range(20, 40)], "/private/2")),
+}
+
+
+def test_a_follow_over_many_pages_and_chunks_is_exact_and_stops_at_limit_across_pages():
+    deps = make_deps(proxies=2, default_host_rate=50.0, follow_page_urls=4, follow_send_chunks=2, chunk_items=3)
+    Site(deps, MANY)
+    options = {"max_attempts": 2, "timeout_s": 5.0, "follow": {"limit": 35}}
+    batch = seed_batch(deps, ITEMS, kind="sitemap", options=options)
+    discover(deps, batch)
+
+    outcomes: list[str] = []
+    while deps.queue.fanout or deps.queue.work:
+        for msg in deps.queue.pop_fanout():
+            outcomes.append(fanout.handle(deps, msg))
+            if msg.type == "follow" and msg.follow.followed % 2:
+                outcomes.append(fanout.handle(deps, msg))  # some steps redelivered, in the middle of the chain
+        drain_work_only(deps)
+
+    child = child_of(deps, batch)
+    urls = child_urls(deps, child)
+    assert len(urls) == len(set(urls)) == child.total_items == 35  # 40 unique allowed URLs, stopped at 35
+    assert set(urls) <= {f"https://s.test/p/{i}" for i in range(40)}
+    follow = view(deps, batch)["follow"]
+    assert (follow["urls"], follow["limit_reached"], follow["state"]) == (35, True, "done")
+    assert outcomes.count("follow_collected") >= 10 and outcomes.count("follow_sent") >= 5
+    assert len([k for k in deps.items.items if k[0] == child.batch_id]) == 35  # every item written, once

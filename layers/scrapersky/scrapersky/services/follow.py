@@ -1,7 +1,8 @@
 """`options.follow`: once discovery of a sitemap batch ends, its URLs become one child `page` batch.
 
 The parent does not end when its last item does (lifecycle.finish_if_done asks `holds`): a chain of fan-out messages
-`follow` takes over, one page of the parent's URLs at a time, so no invocation holds more than a page:
+`follow` takes over, one page of the parent's URLs at a time (`follow_page_urls`), so no invocation holds more than
+a page:
 1. `collect` reads a page of the parent's URLs in listing order. Each is claimed for the batch (FollowStore.claim: a
    URL another item's listing claimed is a duplicate), judged by the robots.txt the batch read for its host (unless
    `robots: ignore`), and the rest get the next child seqs, up to `limit`. A redelivered page finds its own claims
@@ -25,8 +26,6 @@ from scrapersky.services.context import Deps
 from scrapersky.sitemap_ports import DiscoveredUrl
 from scrapersky.sitemaps import FollowOptions, RobotsFile
 
-PAGE = 500  # parent URLs read by one collect message
-SEND_CHUNKS = 20  # kept chunks sent by one send message
 FOLLOWING, DONE, FAILED, CANCELLED = "following", "done", "failed", "cancelled"
 NOT_FOLLOWED = ItemError(
     "poison_message", "the follow could not store this item and was moved to the dead-letter queue"
@@ -61,7 +60,8 @@ def _send(deps: Deps, batch: BatchRecord, state: FollowState, cursor: str | None
 
 
 def handle(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:
-    opts, state = options_of(batch), msg.follow or FollowState()
+    opts = options_of(batch)
+    state = msg.follow.model_copy() if msg.follow else FollowState()  # counted on a copy: the message is as received
     if opts is None or _ended(batch):
         return "not_followed"  # a chain that already ended (a redelivered or doubled step)
     if state.phase == "send":
@@ -78,7 +78,8 @@ def _stopped(deps: Deps, batch: BatchRecord, state: FollowState, opts: FollowOpt
 
 
 def _collect(deps: Deps, msg: FanoutMessage, batch: BatchRecord, state: FollowState, opts: FollowOptions) -> str:
-    urls, cursor = deps.urls.page(batch.batch_id, range(batch.total_items), PAGE, msg.cursor)
+    page = deps.settings.follow_page_urls
+    urls, cursor = deps.urls.page(batch.batch_id, range(batch.total_items), page, msg.cursor)
     taken = _judge(deps, batch, state, opts, urls)
     now = deps.clock.now()
     for first, part in chunk_items(taken, deps.settings.chunk_items):
@@ -147,7 +148,7 @@ def _send_chunks(deps: Deps, msg: FanoutMessage, batch: BatchRecord, state: Foll
     child_id = state.child_batch_id or ""
     first = msg.first_seq
     out: list[FanoutMessage] = []
-    while first < state.followed and len(out) < SEND_CHUNKS:
+    while first < state.followed and len(out) < deps.settings.follow_send_chunks:
         items = deps.follow.chunk(batch.batch_id, first)
         if not items:
             raise RuntimeError(f"follow of {batch.batch_id}: no kept chunk at {first}")  # retried, then dead-lettered
@@ -173,7 +174,7 @@ def _done(deps: Deps, batch: BatchRecord, state: FollowState) -> str:
 def abandon(deps: Deps, batch: BatchRecord, msg: FanoutMessage) -> str:
     """A follow message that went to the dead-letter queue: the follow fails (the parent then ends); a child whose
     chunks were not all sent gets the rest of its items failed, so it ends too."""
-    state, opts = msg.follow or FollowState(), options_of(batch)
+    state, opts = msg.follow.model_copy() if msg.follow else FollowState(), options_of(batch)
     if opts is None or _ended(batch):
         return "follow_settled"
     child = deps.batches.get(state.child_batch_id) if state.child_batch_id else None
