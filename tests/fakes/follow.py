@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from scrapersky.follow_ports import FollowStore, KeptRobots
+from scrapersky.follow_ports import ENDED, FollowStore, KeptRobots
 
 from tests.fakes.batches import FakeBatchStore
 from tests.fakes.recording import Recorder, recorded
@@ -49,6 +49,9 @@ class FakeFollowStore(Recorder, FollowStore):
         return True
 
     @recorded
-    def record(self, batch_id: str, state: dict[str, Any], child_batch_id: str | None) -> None:
+    def record(self, batch_id: str, state: dict[str, Any], child_batch_id: str | None) -> bool:
         batch = self.batches.batches[batch_id]
+        if (batch.follow or {}).get("state") in ENDED:
+            return False
         self.batches.batches[batch_id] = replace(batch, follow=dict(state), child_batch_id=child_batch_id)
+        return True

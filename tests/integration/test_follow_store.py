@@ -1,6 +1,6 @@
 """The follow's adapter on moto: a URL is claimed once per batch (a redelivered claim by the same item finds its
 own), robots.txt kept compactly and judged the same after the round trip, the child's chunks kept and read back,
-and the parent's follow state set once."""
+and the parent's follow state set once and never rolled back once ended."""
 
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ def test_chunks_are_kept_and_the_parent_follow_state_is_set_once(ddb):
     parent = BatchRecord(B, "t_a", "sitemap", BatchStatus.PROCESSING, 1, 1, NOW, NOW, options={"follow": {}})
     batches.create(parent, [1], None, take_group=False)
     assert store.begin(B, {"state": "following"}) and not store.begin(B, {"state": "following"})
-    store.record(B, {"state": "done", "urls": 2}, "b_00000000000000000009")
+    assert store.record(B, {"state": "following", "urls": 1}, None)
+    assert store.record(B, {"state": "done", "urls": 2}, "b_00000000000000000009")
+    assert not store.record(B, {"state": "following", "urls": 1}, None)  # a doubled chain's late step
     got = batches.get(B)
     assert got is not None and (got.follow, got.child_batch_id) == (
         {"state": "done", "urls": 2},

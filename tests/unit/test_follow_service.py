@@ -256,3 +256,19 @@ def test_a_follow_over_many_pages_and_chunks_is_exact_and_stops_at_limit_across_
     assert (follow["urls"], follow["limit_reached"], follow["state"]) == (35, True, "done")
     assert outcomes.count("follow_collected") >= 10 and outcomes.count("follow_sent") >= 5
     assert len([k for k in deps.items.items if k[0] == child.batch_id]) == 35  # every item written, once
+
+
+def test_a_late_redelivered_step_after_the_follow_ended_changes_nothing():
+    deps = make_deps(proxies=2, default_host_rate=50.0)
+    batch = following(deps)
+    discover(deps, batch)
+    late = deliver_until(deps, lambda m: m.type == "follow")
+    fanout.handle(deps, late)
+    drain(deps)
+    before = view(deps, batch)
+
+    assert fanout.handle(deps, late) == "not_followed"
+
+    assert view(deps, batch)["follow"] == before["follow"] and before["follow"]["state"] == "done"
+    assert len([b for b in deps.batches.batches.values() if b.parent_batch_id == batch.batch_id]) == 1
+    assert deps.queue.fanout == []

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from scrapersky.sitemaps import RobotsFile
 
+FOLLOWING, DONE, FAILED, CANCELLED = "following", "done", "failed", "cancelled"  # a follow's states
+ENDED = (DONE, FAILED, CANCELLED)  # never changed again
 MAX_KEPT_RULES = 350_000  # bytes of compressed rules: well inside DynamoDB's 400 KB item limit
 _RULE_FIELDS = ("user-agent", "allow", "disallow")
 
@@ -92,5 +94,6 @@ class FollowStore(abc.ABC):
         """Sets the parent's follow state if it has none yet; False when following had begun."""
 
     @abc.abstractmethod
-    def record(self, batch_id: str, state: dict[str, Any], child_batch_id: str | None) -> None:
-        """Sets the parent's follow state and its child batch id."""
+    def record(self, batch_id: str, state: dict[str, Any], child_batch_id: str | None) -> bool:
+        """Sets the parent's follow state and its child batch id, unless its follow ended (a state in ENDED): a late
+        step of a doubled chain never rolls a finished follow back. False when it had ended."""

@@ -18,7 +18,7 @@ from typing import Any
 from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.ddb import conditional, de_item, put_new, ser_item
 from scrapersky.adapters.expressions import Update
-from scrapersky.follow_ports import FollowStore, KeptRobots
+from scrapersky.follow_ports import CANCELLED, DONE, FAILED, FollowStore, KeptRobots
 
 BUCKETS = 16
 
@@ -94,6 +94,12 @@ class DynamoFollowStore(FollowStore):
         u = Update().set(follow=state).when("attribute_exists(pk) AND attribute_not_exists(#follow)")
         return conditional(self.ddb.update_item, TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
 
-    def record(self, batch_id: str, state: dict[str, Any], child_batch_id: str | None) -> None:
+    def record(self, batch_id: str, state: dict[str, Any], child_batch_id: str | None) -> bool:
         u = Update().set(follow=state, child_batch_id=child_batch_id).when("attribute_exists(pk)")
-        self.ddb.update_item(TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
+        u.when(
+            "attribute_not_exists(#follow.#state) OR NOT (#follow.#state IN (:d, :f, :c))",
+            d=DONE,
+            f=FAILED,
+            c=CANCELLED,
+        )
+        return conditional(self.ddb.update_item, TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrapersky.follow_ports import KeptRobots, robots_host
+from scrapersky.follow_ports import CANCELLED, DONE, ENDED, FAILED, FOLLOWING, KeptRobots, robots_host
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage, FollowState
 from scrapersky.records import BatchRecord, ItemError, ItemRef
 from scrapersky.services import lifecycle
@@ -26,7 +26,6 @@ from scrapersky.services.context import Deps
 from scrapersky.sitemap_ports import DiscoveredUrl
 from scrapersky.sitemaps import FollowOptions, RobotsFile
 
-FOLLOWING, DONE, FAILED, CANCELLED = "following", "done", "failed", "cancelled"
 NOT_FOLLOWED = ItemError(
     "poison_message", "the follow could not store this item and was moved to the dead-letter queue"
 )
@@ -49,7 +48,7 @@ def holds(deps: Deps, batch: BatchRecord) -> bool:
 
 
 def _ended(batch: BatchRecord) -> bool:
-    return (batch.follow or {}).get("state") in (DONE, FAILED, CANCELLED)
+    return (batch.follow or {}).get("state") in ENDED
 
 
 def _send(deps: Deps, batch: BatchRecord, state: FollowState, cursor: str | None, first_seq: int = 0) -> None:
@@ -67,7 +66,7 @@ def handle(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:
     if state.phase == "send":
         return _send_chunks(deps, msg, batch, state)  # the child exists: it gets every item, whatever the parent does
     if batch.status not in ACTIVE_BATCH:
-        return _stopped(deps, batch, state, opts)
+        return _stopped(deps, batch, state, opts)  # cancelled: a batch that follows ends only once its follow did
     return _collect(deps, msg, batch, state, opts)
 
 
@@ -118,8 +117,10 @@ def _seal(deps: Deps, batch: BatchRecord, state: FollowState, opts: FollowOption
         return _done(deps, batch, state)
     now = deps.clock.now()
     current = deps.batches.get(batch.batch_id)
-    if current is None or current.status not in ACTIVE_BATCH:
-        return _stopped(deps, current or batch, state, opts)  # cancelled while this page was collected
+    if current is None or _ended(current):
+        return "not_followed"  # a doubled chain's step: the other one ended the follow
+    if current.status not in ACTIVE_BATCH:
+        return _stopped(deps, current, state, opts)  # cancelled while this page was collected
     totals = shard_totals(state.followed, deps.settings.counter_shards_max, deps.settings.counter_shard_items)
     child = BatchRecord(
         batch_id=new_batch_id(now),
