@@ -1,6 +1,7 @@
 """A loopback site publishing a sitemap family for the sitemap kind's tests: an index three levels deep, gzip both
 ways (magic bytes, Content-Encoding), a loop, a diamond, a bomb, a DTD, truncated XML, no namespace, text, RSS and
-Atom, 404/500/429 children and a redirect back to a document already read. Every GET is counted by path, so a test
+Atom, 404/500/429 children and a redirect back to a document already read; the pages they list are served too, and
+robots.txt disallows one of them for our user agent (options.follow). Every GET is counted by path, so a test
 can assert that each document was fetched once. Small documents: the e2e stays fast."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _documents(base: str) -> dict[str, tuple[int, bytes, dict[str, str]]]:
     ok: dict[str, str] = {}
     gz = {"Content-Encoding": "gzip"}
     return {
-        "/robots.txt": (200, f"User-agent: *\nSitemap: {base}/index.xml\n".encode(), ok),
+        "/robots.txt": (200, ROBOTS.format(base=base).encode(), ok),
         "/index.xml": (200, index(base, *INDEX_CHILDREN), ok),
         "/deep1.xml": (200, index(base, "/deep2.xml", "/a.xml"), ok),  # a diamond: a.xml twice
         "/deep2.xml": (200, gzip.compress(index(base, "/deep3.xml.gz"), mtime=0), gz),  # Content-Encoding
@@ -71,6 +72,12 @@ def _documents(base: str) -> dict[str, tuple[int, bytes, dict[str, str]]]:
         "/nons.xml": (200, urlset(base, "/n/1", ns=False), ok),
         "/moved.xml": (302, b"", {"Location": f"{base}/a.xml"}),
     }
+
+
+# Any other crawler may read nothing; ours (the configured user agent) all but /c/: a follow of the discovered URLs
+# that obeys robots.txt skips /c/1, and one that read the `*` group would skip everything
+ROBOTS = "User-agent: *\nDisallow: /\n\nUser-agent: ScraperSky\nDisallow: /c/\n\nSitemap: {base}/index.xml\n"
+DISALLOWED_PATHS = ("/c/1",)
 
 
 # What discovery of this site finds (the URL set), and its counts
@@ -119,6 +126,9 @@ class SitemapSite:
             first = self.fetched[path] == 1
         if path == "/slow.xml":
             return (429, b"", {"Retry-After": "1"}) if first else (200, urlset(self.base_url, "/s/1"), {})
+        if path in EXPECTED_PATHS:  # the pages the sitemaps list: what a follow into a page batch fetches
+            html = f"<html><head><title>Page {path}</title></head><body><h1>{path}</h1></body></html>"
+            return 200, html.encode(), {"Content-Type": "text/html; charset=utf-8"}
         return self._docs.get(path, (404, b"not found", {}))
 
     def __enter__(self) -> SitemapSite:

@@ -12,7 +12,7 @@ import pytest
 from scrapersky_client import cli
 from scrapersky_client.client import ApiError
 
-from devstack.sitemap_site import EXPECTED_FAILURES, EXPECTED_PATHS, INDEX_CHILDREN, SitemapSite
+from devstack.sitemap_site import DISALLOWED_PATHS, EXPECTED_FAILURES, EXPECTED_PATHS, INDEX_CHILDREN, SitemapSite
 from tests.e2e.conftest import dump
 
 WAIT_S = 300  # a bound for a busy machine: every wait returns once its condition holds
@@ -109,3 +109,27 @@ def test_post_scrape_of_bad_sitemap_input_is_a_422(client, proxies, sitemap_site
         with pytest.raises(ApiError) as e:
             client.scrape(item, kind="sitemap", options=options)
         assert e.value.status == 422 and e.value.body["message"]
+
+
+def test_a_sitemap_batch_follows_its_unique_allowed_urls_into_one_child_page_batch(client, proxies, sitemap_site):
+    base = sitemap_site.base_url
+    follow = {"options": {"max_attempts": 2, "timeout_s": 10}, "robots": "obey"}
+    # a.xml is read by both items: its two URLs are listed twice in the batch, followed once
+    created = client.submit([f"{base}/", f"{base}/a.xml"], kind="sitemap", options={"follow": follow})
+    parent = client.wait(created["batch_id"], timeout=WAIT_S, interval=0.5)
+    assert parent["status"] == "completed", dump(parent)
+    expected = sorted(base + p for p in EXPECTED_PATHS if p not in DISALLOWED_PATHS)
+    assert parent["skipped_robots"] == len(DISALLOWED_PATHS) == 1
+    assert {k: parent["follow"][k] for k in ("state", "urls", "duplicates", "limit_reached")} == {
+        "state": "done",
+        "urls": len(expected),
+        "duplicates": 2,
+        "limit_reached": False,
+    }, dump(parent)
+
+    child = client.wait(parent["child_batch_id"], timeout=WAIT_S, interval=0.5)
+    assert (child["kind"], child["parent_batch_id"], child["status"]) == ("page", created["batch_id"], "completed")
+    assert (child["total_items"], child["succeeded"]) == (len(expected), len(expected)), dump(child)
+    items = list(client.items(child["batch_id"], page_size=4))
+    assert sorted(i["item"] for i in items) == expected  # no duplicate, nothing robots.txt disallows
+    assert all(i["result"]["title"] == f"Page {i['item'].removeprefix(base)}" for i in items)

@@ -13,6 +13,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.documents import FakeDiscoveredUrls, FakeItemDocuments
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.events import FakeEventPorts, make_event_ports
+from tests.fakes.follow import FakeFollowStore
 from tests.fakes.items import FakeItemStore
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
 from tests.fakes.results import FakeResultStore
@@ -52,6 +53,7 @@ class FakeDeps(Deps):
     urls: FakeDiscoveredUrls
     results: FakeResultStore
     events: FakeEventPorts
+    follow: FakeFollowStore
 
 
 def make_deps(
@@ -83,4 +85,5 @@ def make_deps(
         urls=FakeDiscoveredUrls(),
         results=FakeResultStore(),
         events=make_event_ports(batches, tenants),
+        follow=FakeFollowStore(batches),
     )

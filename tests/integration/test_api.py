@@ -44,9 +44,9 @@ def list_batches(harness, tenant="t_local"):
             "not valid",
         ),
         (
-            json.dumps({"items": ["example.com"], "kind": "sitemap", "options": {"follow": {"limit": 5}}}),
+            json.dumps({"items": ["example.com"], "kind": "sitemap", "options": {"follow": {"limit": 0}}}),
             422,
-            "not served yet",
+            "not valid",
         ),
         (json.dumps({"items": ["x" * 3000]}), 422, "not valid"),
     ],

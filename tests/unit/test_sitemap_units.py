@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from scrapersky.errors import InvalidInput
 from scrapersky.models import BatchOptions, BatchStatus, ItemStatus
 from scrapersky.services import worker
 from scrapersky.services.fanout import work_message
@@ -239,9 +238,9 @@ def test_a_unit_redelivered_after_its_item_ended_changes_nothing():
     assert deps.batches.batches[batch.batch_id].status is BatchStatus.COMPLETED
 
 
-def test_follow_is_refused_until_served_and_bad_sitemap_options_are_invalid():
-    deps = make_deps()
-    with pytest.raises(InvalidInput, match="follow"):
-        deps.kinds.get("sitemap").normalise(["s.test"], BatchOptions.model_validate({"follow": {}}), deps.policy)
+def test_bad_follow_and_sitemap_options_are_invalid():
+    for bad in ({"limit": 0}, {"robots": "maybe"}, {"kind": "profile"}, {"options": {"max_attempts": 0}}):
+        with pytest.raises(ValueError):
+            BatchOptions.model_validate({"follow": bad})
     with pytest.raises(ValueError):
         BatchOptions.model_validate({"sitemap": {"max_documents": 0}})

@@ -11,6 +11,7 @@ from botocore.config import Config
 from scrapersky import faults
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
+from scrapersky.adapters.dynamo_follow import DynamoFollowStore
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
@@ -81,6 +82,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
             secrets=DynamoWebhookSecrets(settings.tenants_table, ddb),
             stops=DynamoBatchStops(settings.batches_table, ddb),
         ),
+        follow=DynamoFollowStore(settings.batches_table, ddb, retention_s=settings.retention_s),
         api_calls=counter,
     )
 

@@ -76,9 +76,9 @@ class BatchOptions(BaseModel):
         " (rate_limited or no_proxy): every batch ends",
     )
     sitemap: SitemapOptions | None = Field(default=None, description="kind sitemap: what one item reads")
-    # TODO(issue 8, phase 3): follow the discovered URLs into a child page batch. Validated and refused (422) by
-    # the sitemap kind until it is served, so that no user believes it works.
-    follow: FollowOptions | None = Field(default=None, description="kind sitemap: not served yet (422)")
+    follow: FollowOptions | None = Field(
+        default=None, description="kind sitemap: the discovered URLs become one child page batch (services/follow.py)"
+    )
     # ---- events: when a batch stops for its failures (services/tolerance.py) ----
     tolerated_failure_pct: float | None = Field(
         default=None, ge=0, le=100, description="the batch fails once more than this % of its finished items failed"
@@ -209,17 +209,29 @@ class ExportState(BaseModel):
     waits: int = 0
 
 
-class FanoutMessage(BaseModel):
-    """A fan-out queue message: write a chunk of items, dispatch a started batch, sweep a cancelled one, or
-    export an ended batch's results (page by page from `cursor`)."""
+class FollowState(BaseModel):
+    """Where following a sitemap batch's URLs into its child stands (services/follow.py): `collect` pages through
+    the parent's URLs from the message's cursor, `send` sends the child's kept chunks from `first_seq`."""
 
-    type: Literal["chunk", "dispatch", "cancel", "export"]
+    phase: Literal["collect", "send"] = "collect"
+    followed: int = 0  # child items assigned so far: the next one's seq
+    duplicates: int = 0
+    skipped_robots: int = 0
+    child_batch_id: str | None = None
+
+
+class FanoutMessage(BaseModel):
+    """A fan-out queue message: write a chunk of items, dispatch a started batch, sweep a cancelled one,
+    export an ended batch's results (page by page from `cursor`), or follow a sitemap batch into its child."""
+
+    type: Literal["chunk", "dispatch", "cancel", "export", "follow"]
     batch_id: str
     tenant_id: str
     first_seq: int = 0
     items: list[str] = Field(default_factory=list)
     cursor: str | None = None
     export: ExportState | None = None
+    follow: FollowState | None = None
 
 
 # ---- events (services/events.py, services/event_delivery.py) ----------------------------------------------------

@@ -35,6 +35,9 @@ class BatchRecord:
     # ---- events: where batch.finished goes; why the batch stopped early (tolerated failures exceeded) ----
     callback_url: str | None = None
     stop_reason: str | None = None
+    parent_batch_id: str | None = None  # a child batch: the sitemap batch whose URLs it follows
+    child_batch_id: str | None = None  # a sitemap batch with options.follow: its child page batch, once created
+    follow: dict[str, Any] | None = None  # where following stands (services/follow.py); None: not begun
 
     def shard_of(self, seq: int) -> int:
         return seq % self.shards

@@ -46,6 +46,9 @@ class Settings(BaseModel):
     results_url_ttl_s: int = Field(default=14_400, ge=3600, le=604_800)  # presigned results URLs: 4 h
     export_part_bytes: int = Field(default=8 * 2**20, ge=1)  # S3 wants >= 5 MiB for every part but the last
     webhook_first_retry_s: float = Field(default=30.0, gt=0, le=60)  # a failed webhook try is retried this soon
+    robots_user_agent: str = "ScraperSky"  # the user agent whose robots.txt rules options.follow obeys
+    follow_page_urls: int = Field(default=2000, ge=1)  # parent URLs one follow message judges (~1 s of claims)
+    follow_send_chunks: int = Field(default=20, ge=1)  # kept child chunks one follow message sends
     retention_days: float = Field(default=30, gt=0)  # the template's RetentionDays: batches, items, results
 
     def hold_s(self, timeout_s: float) -> float:

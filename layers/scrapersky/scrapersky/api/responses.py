@@ -75,6 +75,21 @@ class BatchErrors(BaseModel):
     sample: list[ErrorSample]
 
 
+class FollowView(BaseModel):
+    """How a sitemap batch's URLs were followed into its child (exact once `state` is `done`)."""
+
+    state: Literal["following", "done", "failed", "cancelled"] = Field(
+        description="cancelled: the batch was cancelled before its child was created (then it has none)"
+    )
+    urls: int | None = Field(default=None, description="unique URLs that became child items")
+    duplicates: int | None = Field(default=None, description="listings of a URL another item's listing had claimed")
+    skipped_robots: int | None = None
+    limit: int | None = None
+    limit_reached: bool | None = Field(default=None, description="the child holds `limit` items: the rest left out")
+    robots: Literal["obey", "ignore"] | None = None
+    error: str | None = Field(default=None, description="why following failed (state failed)")
+
+
 class BatchView(BaseModel):
     """Progress of one batch, read in O(1) whatever its size."""
 
@@ -102,6 +117,16 @@ class BatchView(BaseModel):
     duplicate_items: int
     options: dict[str, Any]
     reason: str | None = Field(default=None, description="why it stopped early: tolerated_failure_exceeded, else null")
+    parent_batch_id: str | None = Field(default=None, description="a child batch: the sitemap batch it follows")
+    child_batch_id: str | None = Field(
+        default=None,
+        description="a sitemap batch with options.follow: its child page batch, set before the batch ends (null"
+        " while its URLs are collected, and for good when none was left to follow or it was cancelled first)",
+    )
+    skipped_robots: int | None = Field(
+        default=None, description="options.follow: unique URLs robots.txt disallows, not followed (null: no follow)"
+    )
+    follow: FollowView | None = Field(default=None, description="options.follow: where following stands")
     results_url: str | None = Field(
         description="JSON Lines of every item (one line per item, with `seq`) once the batch ended and its export"
         " is published, else null; needs no Authorization header"

@@ -59,6 +59,17 @@ def decide_final_status(counts: ShardCounts, total: int) -> BatchStatus | None:
     return BatchStatus.PARTIAL
 
 
+def _family(batch: BatchRecord) -> dict[str, Any]:
+    """A sitemap batch's child (options.follow) and how it was followed, or a child's parent."""
+    follows = bool(batch.options.get("follow"))
+    return {
+        "parent_batch_id": batch.parent_batch_id,
+        "child_batch_id": batch.child_batch_id,
+        "skipped_robots": (batch.follow or {}).get("skipped_robots", 0) if follows else None,
+        "follow": batch.follow,  # None until discovery ended and following began
+    }
+
+
 def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str, Any]:
     """The public shape of GET /batches/{id}."""
     total = batch.total_items
@@ -96,6 +107,7 @@ def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str,
         "duplicate_items": batch.duplicate_items,
         "options": batch.options,
         "reason": batch.stop_reason,  # why it stopped early (tolerated_failure_exceeded), else null
+        **_family(batch),
         "results_url": None,  # set once the ended batch's export is published (services/batches.py)
         "results_csv_url": None,
     }

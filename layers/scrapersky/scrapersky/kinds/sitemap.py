@@ -10,7 +10,6 @@ from typing import Any
 
 from scrapersky.domain.outcomes import FetchFailure, FetchResponse, Outcome, OutcomeKind, classify
 from scrapersky.domain.targets import NormalisedItems, TargetPolicy, normalise_each, normalise_page
-from scrapersky.errors import InvalidInput
 from scrapersky.kinds.base import KindProcessor, Processed, Unit
 from scrapersky.kinds.sitemap_count import DocumentJob, UrlCounter
 from scrapersky.models import BatchOptions, WorkMessage
@@ -46,10 +45,6 @@ class SitemapProcessor(KindProcessor):
     sub_units = True
 
     def normalise(self, raw_items: Iterable[str], options: BatchOptions, policy: TargetPolicy) -> NormalisedItems:
-        if options.follow is not None:
-            # TODO(issue 8, phase 3): the child page batch. Refused until served, so no user believes it works.
-            message = "options.follow is not served yet by this deployment"
-            raise InvalidInput(message, [{"field": "options.follow", "message": message}])
         return normalise_each(raw_items, lambda raw: normalise_page(raw, policy))
 
     def unit_of(self, msg: WorkMessage) -> Unit:
@@ -80,6 +75,7 @@ class SitemapProcessor(KindProcessor):
             return Processed(o)  # deferred or retried; past max_attempts services/documents.py goes on to the probes
         status = fetched.status_code if isinstance(fetched, FetchResponse) else None
         robots = RobotsFile.from_response(unit.url, status, bytes(body))
+        job.keep_robots(unit.url, status, bytes(body))
         first = no_document(release=False, status=status, follow_up=job.first_documents(robots.sitemaps))
         return replace(first, crawl_delay=robots.learnt_delay())  # the host's pace across the pool: services/leasing
 

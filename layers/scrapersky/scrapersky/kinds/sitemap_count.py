@@ -52,6 +52,10 @@ class DocumentJob(Protocol):
         """The item's next discovery step after robots.txt or a probe that held no sitemap."""
         ...
 
+    def keep_robots(self, url: str, status_code: int | None, body: bytes) -> None:
+        """The item's robots.txt as read (status None: no answer), kept when the batch follows its URLs."""
+        ...
+
     def first_documents(self, urls: Iterable[str]) -> list[WorkMessage]:
         """The documents robots.txt names (depth 1), or the first probe when it names none."""
         ...

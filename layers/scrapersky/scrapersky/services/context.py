@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from scrapersky.domain.targets import TargetPolicy
 from scrapersky.event_ports import EventPorts
+from scrapersky.follow_ports import FollowStore
 from scrapersky.host_ports import HostLimitBook
 from scrapersky.kinds.registry import KindRegistry, default_registry
 from scrapersky.ports import (
@@ -49,6 +50,7 @@ class Deps:
     urls: DiscoveredUrls  # the URLs sitemap items discovered
     results: ResultStore
     events: EventPorts  # the events queue, webhooks, EventBridge, webhook secrets, stopping a batch
+    follow: FollowStore  # what options.follow keeps while following a sitemap batch into its child
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 

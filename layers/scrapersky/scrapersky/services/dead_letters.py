@@ -7,6 +7,7 @@ from typing import Any
 
 from scrapersky.models import BatchStatus, FanoutMessage, ItemStatus
 from scrapersky.records import BatchRecord, ItemError, ItemRef
+from scrapersky.services import follow
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 
@@ -55,7 +56,9 @@ def _fanout(deps: Deps, batch: BatchRecord, fan: FanoutMessage) -> str:
             deps.items.fail_from_dead_letter(ref, item, NOT_STORED, deps.clock.now())
         return "chunk_settled"
     if fan.type == "export":
-        return "export_abandoned"  # its items are final already; the results URLs stay null (logged)
+        return "export_abandoned"
+    if fan.type == "follow":
+        return follow.abandon(deps, batch, fan)  # its items are final already; the results URLs stay null (logged)
     cursor = fan.cursor
     while True:
         rows, cursor = deps.items.pending(batch.batch_id, cursor, 500)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scrapersky.domain.outcomes import Outcome, OutcomeKind
+from scrapersky.follow_ports import KeptRobots, robots_host
 from scrapersky.kinds.base import KindProcessor, Unit
 from scrapersky.models import BatchStatus, WorkMessage
 from scrapersky.ports import Claim, ClaimRefused
@@ -66,6 +67,12 @@ def first_plan(item: str) -> DocumentPlan:
 
 def options_of(batch: BatchRecord) -> SitemapOptions:
     return SitemapOptions.model_validate(batch.options.get("sitemap") or {})
+
+
+def keeps_robots(batch: BatchRecord) -> bool:
+    """A batch that follows its URLs obeying robots.txt keeps each item's robots.txt for the follow."""
+    follow = batch.options.get("follow")
+    return follow is not None and follow.get("robots", "obey") == "obey"
 
 
 def unit_message(msg: WorkMessage, plan: DocumentPlan) -> WorkMessage:
@@ -140,6 +147,7 @@ class DocumentClaims:
     def bind(self, owner: str, unit: Unit) -> Unit:
         rec = self.deps.documents.get(self.ref)
         job = DocumentJob(self.deps, self.msg, self.plan, owner, options_of(self.batch), rec.got if rec else 0)
+        job.keeps_robots = keeps_robots(self.batch)
         return Unit(unit.url, unit.timeout_s, unit.max_bytes, job=job)
 
     def requeue(self, owner: str, o: Outcome, proxy_id: str, attempt_spent: bool) -> None:
@@ -167,7 +175,9 @@ class DocumentClaims:
         """A unit that got no answer to read: a failed document; robots.txt or a probe lead to the next step."""
         plan = self.plan
         if plan.role in (ROBOTS, PROBE):
-            job = DocumentJob(self.deps, self.msg, plan, owner, options_of(self.batch), 0)
+            job = DocumentJob(self.deps, self.msg, plan, owner, options_of(self.batch), 0, keeps_robots(self.batch))
+            if plan.role == ROBOTS:
+                job.keep_robots(plan.url, None, b"")  # no answer after the retries: RFC 9309 says disallow all
             self.deps.queue.send_work(job.next_probe() if plan.role == PROBE else job.first_documents(()))
             return DocumentEnd(None, release=plan.role == PROBE)
         count = DocumentCount(plan.url, plan.depth)
@@ -202,6 +212,7 @@ class DocumentJob:
     owner: str
     options: SitemapOptions
     granted: int
+    keeps_robots: bool = False
 
     @property
     def host(self) -> str:
@@ -220,6 +231,11 @@ class DocumentJob:
             for pos, e in entries
         ]
         return self.deps.urls.add(self.msg.batch_id, self.msg.seq, rows)
+
+    def keep_robots(self, url: str, status_code: int | None, body: bytes) -> None:
+        if self.keeps_robots:
+            kept = KeptRobots.of(url, status_code, body)
+            self.deps.follow.keep_robots(self.msg.batch_id, robots_host(url), kept, self.deps.clock.now())
 
     def listed(self, url: str) -> bool:
         return self.deps.urls.listed(self.msg.batch_id, self.msg.seq, url)

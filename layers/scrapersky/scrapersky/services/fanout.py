@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scrapersky.models import ACTIVE_BATCH, BatchStatus, FanoutMessage, WorkMessage
 from scrapersky.records import BatchRecord, ItemRef
-from scrapersky.services import export
+from scrapersky.services import export, follow
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done, request_export
 
@@ -32,10 +32,12 @@ def handle(deps: Deps, msg: FanoutMessage) -> str:
     batch = deps.batches.get(msg.batch_id)
     if batch is None:
         return "unknown_batch"
-    if msg.type == "chunk":
-        return _chunk(deps, msg, batch)
-    if msg.type == "export":
-        return export.handle(deps, msg, batch)
+    own = {"chunk": _chunk, "export": export.handle, "follow": follow.handle}.get(msg.type)
+    return own(deps, msg, batch) if own else _page_of_pending(deps, msg, batch)
+
+
+def _page_of_pending(deps: Deps, msg: FanoutMessage, batch: BatchRecord) -> str:
+    """dispatch or cancel: one page of the batch's pending items, then the next page's message."""
     rows, cursor = deps.items.pending(msg.batch_id, msg.cursor, PAGE)
     if msg.type == "dispatch":
         if batch.status in ACTIVE_BATCH:

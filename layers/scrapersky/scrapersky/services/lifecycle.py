@@ -20,12 +20,20 @@ def finish_if_done(deps: Deps, batch_id: str) -> BatchStatus | None:
     final = decide_final_status(total(shards), batch.total_items)
     if final is None:
         return None
+    if _following(deps, batch):
+        return None  # its URLs are being followed into the child batch: the follow's last step ends it
     final = tolerance.final_status(deps, batch, total(shards), final)  # failed past its tolerated failures
     if deps.batches.end(batch_id, final, deps.clock.now(), ACTIVE_BATCH):
         batch_ended(deps, batch)
         request_export(deps, batch)
         return final
     return None
+
+
+def _following(deps: Deps, batch: BatchRecord) -> bool:
+    from scrapersky.services import follow  # here: the follow ends its batch through this module
+
+    return follow.holds(deps, batch)
 
 
 def request_export(deps: Deps, batch: BatchRecord) -> None:

@@ -211,6 +211,9 @@ class _Job:
     def children(self, urls: Iterable[str], depth: int) -> list[WorkMessage]:
         return self._plan(urls, depth, DOCUMENT)
 
+    def keep_robots(self, url: str, status_code: int | None, body: bytes) -> None:
+        """A single item follows nothing: its robots.txt is not kept."""
+
     def first_documents(self, urls: Iterable[str]) -> list[WorkMessage]:
         found = list(urls)
         return self._plan(found, 1, DOCUMENT) if found else self._probe(0)
