@@ -140,3 +140,27 @@ def test_urls_page_exactly_across_buckets_and_items(ddb):
     assert BUCKETS > 1
     with pytest.raises(InvalidCursor):
         urls.page(B, range(0, 3), 5, "bm90IGpzb24")
+
+
+def test_a_batch_of_many_small_items_pages_exactly_whatever_the_page_size(ddb):
+    """Most partitions are empty (items of 0–2 URLs, 4 buckets each): every page size lists each URL once, in
+    order, and a page that read its partitions in waves resumes at the right one."""
+    urls = DynamoDiscoveredUrls("batches", ddb)
+    expected: list[tuple[int, str]] = []
+    for seq in range(60):
+        rows = [found(f"https://s.test/{seq}/{i}", pos=i) for i in range(seq % 3)]
+        if rows:
+            urls.add(B, seq, rows)
+        expected += [(seq, r.url) for r in rows]
+    for limit in (1, 2, 3, 7, 1000):
+        seen: list[tuple[int, str]] = []
+        cursor = None
+        for _ in range(500):
+            page, cursor = urls.page(B, range(0, 60), limit, cursor)
+            assert len(page) <= limit
+            seen += [(int(u.url.split("/")[3]), u.url) for u in page]
+            if cursor is None:
+                break
+        assert cursor is None, limit
+        assert sorted(seen) == sorted(expected) and len(seen) == len(expected), limit
+        assert [s for s, _ in seen] == sorted(s for s, _ in seen), limit  # item by item

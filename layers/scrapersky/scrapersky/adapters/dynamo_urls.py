@@ -24,6 +24,7 @@ from scrapersky.sitemap_ports import DiscoveredUrl, DiscoveredUrls
 
 BUCKETS = 4
 MAX_QUERIES = 48  # partitions read by one page at most: a page over many empty items may be short, never wrong
+WAVE = 8  # partitions queried at once by a page
 _FIELDS = ("url", "sitemap", "item", "doc", "pos", "lastmod", "changefreq", "priority")
 
 
@@ -59,6 +60,22 @@ def _position(seq: object, bucket: object, seqs: range) -> bool:
     return isinstance(seq, int) and seq in seqs and isinstance(bucket, int) and 0 <= bucket < BUCKETS
 
 
+def _places(seq: int, bucket: int, seqs: range, n: int) -> list[tuple[int, int]]:
+    """The next `n` partitions (seq, bucket) from (seq, bucket), in listing order, within `seqs`."""
+    out: list[tuple[int, int]] = []
+    while len(out) < n and seq < seqs.stop:
+        out.append((seq, bucket))
+        seq, bucket = (seq, bucket + 1) if bucket + 1 < BUCKETS else (seq + 1, 0)
+    return out
+
+
+def _next_cursor(place: tuple[int, int], seqs: range) -> str | None:
+    """The cursor of the partition after `place` (None when `place` was the last)."""
+    seq, bucket = place
+    seq, bucket = (seq, bucket + 1) if bucket + 1 < BUCKETS else (seq + 1, 0)
+    return None if seq >= seqs.stop else _encode(seq, bucket, "")
+
+
 def _hash_prefix(after: object) -> bool:
     return isinstance(after, str) and len(after) <= 32 and all(c in "0123456789abcdef" for c in after)
 
@@ -91,19 +108,34 @@ class DynamoDiscoveredUrls(DiscoveredUrls):
     def page(
         self, batch_id: str, seqs: range, limit: int, cursor: str | None
     ) -> tuple[list[DiscoveredUrl], str | None]:
+        """Partitions are read in waves of WAVE queries at once (an export of many small items reads mostly empty
+        partitions: one after another it would outlast its invocation), consumed in order; a wave's partitions past
+        the one that filled the page are read again by the next page."""
         seq, bucket, after = _decode(cursor, seqs)
         found: list[DiscoveredUrl] = []
-        for _ in range(MAX_QUERIES):
-            if seq >= seqs.stop:
-                return found, None
-            rows, more = self._query(partition(batch_id, seq, bucket), after, limit - len(found))
-            found += rows
-            if more:  # the page is full inside this partition
-                return found, _encode(seq, bucket, url_hash(found[-1].url))
-            seq, bucket, after = (seq, bucket + 1, "") if bucket + 1 < BUCKETS else (seq + 1, 0, "")
-            if len(found) >= limit:
-                return found, None if seq >= seqs.stop else _encode(seq, bucket, "")
-        return found, None if seq >= seqs.stop else _encode(seq, bucket, "")
+        places = _places(seq, bucket, seqs, MAX_QUERIES)
+        for start in range(0, len(places), WAVE):
+            wave = places[start : start + WAVE]
+            answers = self._wave(batch_id, wave, (seq, bucket, after), limit - len(found))
+            for place, (rows, more) in zip(wave, answers, strict=True):
+                taken = rows[: limit - len(found)]
+                found += taken
+                if more or len(taken) < len(rows):  # the page is full inside this partition
+                    return found, _encode(*place, url_hash(found[-1].url))
+                if len(found) >= limit:
+                    return found, _next_cursor(place, seqs)
+        return found, _next_cursor(places[-1], seqs) if places else None
+
+    def _wave(
+        self, batch_id: str, wave: list[tuple[int, int]], start: tuple[int, int, str], want: int
+    ) -> list[tuple[list[DiscoveredUrl], bool]]:
+        """Each partition of the wave queried at once; the cursor's own partition from after its last URL."""
+
+        def read(place: tuple[int, int]) -> tuple[list[DiscoveredUrl], bool]:
+            after = start[2] if place == start[:2] else ""
+            return self._query(partition(batch_id, *place), after, want)
+
+        return list(self._pool.map(read, wave))
 
     def _query(self, pk: str, after: str, limit: int) -> tuple[list[DiscoveredUrl], bool]:
         """Up to `limit` rows of a partition after `after`, and whether it holds more."""
