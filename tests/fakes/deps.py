@@ -13,6 +13,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.documents import FakeDiscoveredUrls, FakeItemDocuments
 from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.items import FakeItemStore
+from tests.fakes.profiles import FakeCheckFetcher, FakeSessionStore, FakeTargetHistory
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
 from tests.fakes.results import FakeResultStore
 from tests.fakes.sweeps import FakeSweeps
@@ -48,6 +49,9 @@ class FakeDeps(Deps):
     documents: FakeItemDocuments
     urls: FakeDiscoveredUrls
     results: FakeResultStore
+    sessions: FakeSessionStore
+    targets: FakeTargetHistory
+    check_fetcher: FakeCheckFetcher
 
 
 def make_deps(
@@ -63,10 +67,11 @@ def make_deps(
     pool = FakeProxyPool(book, quarantine_after=settings.quarantine_after, no_proxy_retry_s=settings.no_proxy_retry_s)
     pool.add_proxies(proxies, clock.now())
     pool.calls.clear()
+    items = FakeItemStore(batches)
     return FakeDeps(
         settings=settings,
         batches=batches,
-        items=FakeItemStore(batches),
+        items=items,
         pool=pool,
         hosts=book,
         tenants=FakeTenantStore(),
@@ -77,4 +82,7 @@ def make_deps(
         documents=FakeItemDocuments(),
         urls=FakeDiscoveredUrls(),
         results=FakeResultStore(),
+        sessions=FakeSessionStore(),
+        targets=FakeTargetHistory(items),
+        check_fetcher=FakeCheckFetcher(),
     )

@@ -14,10 +14,12 @@ from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+from scrapersky.adapters.dynamo_sessions import DynamoSessionStore
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
+from scrapersky.adapters.dynamo_targets import DynamoTargetHistory
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore
 from scrapersky.adapters.dynamo_urls import DynamoDiscoveredUrls
-from scrapersky.adapters.http_fetcher import RequestsFetcher
+from scrapersky.adapters.http_check import CheckingFetcher
 from scrapersky.adapters.s3_results import S3ResultStore
 from scrapersky.adapters.sqs_queue import SqsWorkQueue
 from scrapersky.domain.pacing import PacingPolicy
@@ -45,10 +47,12 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
             injector.register(client)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
     hosts = DynamoHostBook(settings.proxies_table, ddb)
+    items = DynamoItemStore(settings.batches_table, ddb, retention_s=settings.retention_s)
+    fetcher = CheckingFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s)
     return Deps(
         settings=settings,
         batches=DynamoBatchStore(settings.batches_table, ddb, retention_s=settings.retention_s),
-        items=DynamoItemStore(settings.batches_table, ddb, retention_s=settings.retention_s),
+        items=items,
         pool=DynamoProxyPool(
             settings.proxies_table,
             ddb,
@@ -60,12 +64,15 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         hosts=hosts,
         tenants=DynamoTenantStore(settings.tenants_table, ddb),
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
-        fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
+        fetcher=fetcher,
         clock=SystemClock(),
         sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
         documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
         urls=DynamoDiscoveredUrls(settings.batches_table, ddb, retention_s=settings.retention_s),
         results=S3ResultStore(settings.results_bucket, s3),
+        sessions=DynamoSessionStore(settings.batches_table, ddb),
+        targets=DynamoTargetHistory(settings.batches_table, ddb, items, retention_s=settings.retention_s),
+        check_fetcher=fetcher,
         api_calls=counter,
     )
 

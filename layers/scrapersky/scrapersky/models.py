@@ -76,6 +76,8 @@ class BatchOptions(BaseModel):
         " (rate_limited or no_proxy): every batch ends",
     )
     sitemap: SitemapOptions | None = Field(default=None, description="kind sitemap: what one item reads")
+    # validated by the profile kind (scrapersky.checks.CheckSpec): 422 and nothing created when invalid
+    check: dict[str, Any] | None = Field(default=None, description="kind profile (required): the check spec")
     # TODO(issue 8, phase 3): follow the discovered URLs into a child page batch. Validated and refused (422) by
     # the sitemap kind until it is served, so that no user believes it works.
     follow: FollowOptions | None = Field(default=None, description="kind sitemap: not served yet (422)")

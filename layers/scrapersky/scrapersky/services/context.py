@@ -17,6 +17,7 @@ from scrapersky.ports import (
     TenantStore,
     WorkQueue,
 )
+from scrapersky.profile_ports import CheckFetcher, SessionStore, TargetHistory
 from scrapersky.result_ports import ResultStore
 from scrapersky.settings import Settings
 from scrapersky.sitemap_ports import DiscoveredUrls, ItemDocuments
@@ -47,6 +48,9 @@ class Deps:
     documents: ItemDocuments  # the sitemap kind's units of work
     urls: DiscoveredUrls  # the URLs sitemap items discovered
     results: ResultStore
+    sessions: SessionStore  # the profile kind's cookie jars, per (tenant, proxy, host)
+    targets: TargetHistory  # each profile target's history, written with its item's end
+    check_fetcher: CheckFetcher  # a profile check's fetch, with its session's cookies
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 

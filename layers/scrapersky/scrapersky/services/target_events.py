@@ -1,0 +1,16 @@
+"""Where a target's flip goes once its item's end is written: for now it is only logged (the events and webhooks
+delivery, issue 9 item 5, connects here)."""
+
+from __future__ import annotations
+
+from scrapersky.checks import TargetEvent
+from scrapersky.observability import logger
+from scrapersky.records import BatchRecord
+from scrapersky.services.context import Deps
+
+EVENT_LOG = "target_event"  # the log message a flip is logged under (the e2e tests read it)
+
+
+def emit_target_event(deps: Deps, batch: BatchRecord, event: TargetEvent) -> None:
+    """A target became active or inactive through an item of `batch`."""
+    logger.info(EVENT_LOG, extra={"target_event": {**event.to_dict(), "tenant_id": batch.tenant_id}})
