@@ -103,7 +103,6 @@ class FakeTargetHistory(Recorder, TargetHistory):
         super().__init__()
         self.items = items
         self.records: dict[TargetKey, TargetRecord] = {}
-        self.detected: dict[str, int] = {}  # batch id -> items that ended present
         self._cursors = Cursors()
 
     @recorded
@@ -117,7 +116,8 @@ class FakeTargetHistory(Recorder, TargetHistory):
                 return HistoryEnd(Applied(False))
             applied = apply_check(self.records.get(key) or TargetRecord(key.target, key.check), finished)
             self.records[key] = applied.record
-            self.detected[ref.batch_id] = self.detected.get(ref.batch_id, 0) + detected
+            if detected:
+                self.items._shard(ref).count(now, detected=1)
             return HistoryEnd(won, applied.event)
 
     @recorded

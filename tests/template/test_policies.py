@@ -66,6 +66,14 @@ def _target(module: _Module, local: str, attr: str | None) -> Iterator[Node]:
         return
     if isinstance(imported, tuple) and f"{imported[0]}.{imported[1]}" in MODULES:  # `from pkg import module`
         yield f"{imported[0]}.{imported[1]}", attr
+    if local == "processor":  # a kind's processor (services/leasing.py): any kind's method of that name
+        yield from (
+            (m.name, q)
+            for m in MODULES.values()
+            if m.name.startswith("scrapersky.kinds.")
+            for q in m.functions
+            if q.endswith(f".{attr}")
+        )
     # a method called on an object of this module's classes (self._x(), delivery.run()); not a container's
     # own method (seen.add(), found.get()), which would make every `add` look like the adapter's `add`
     if local != "self" and attr in _CONTAINER_METHODS:
@@ -224,6 +232,8 @@ PORT_ADAPTERS = {  # Deps attribute -> (adapter module, class, template table), 
     "pool": ("scrapersky.adapters.dynamo_proxies", "DynamoProxyPool", "ProxiesTable"),
     "hosts": ("scrapersky.adapters.dynamo_hosts", "DynamoHostBook", "ProxiesTable"),
     "tenants": ("scrapersky.adapters.dynamo_tenants", "DynamoTenantStore", "TenantsTable"),
+    "sessions": ("scrapersky.adapters.dynamo_sessions", "DynamoSessionStore", "BatchesTable"),
+    "targets": ("scrapersky.adapters.dynamo_targets", "DynamoTargetHistory", "BatchesTable"),
 }
 DDB_ACTIONS = {
     "get_item": {"dynamodb:GetItem"},

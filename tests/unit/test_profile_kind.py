@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from scrapersky.checks import CheckFetch, CheckState
-from scrapersky.errors import InvalidInput
+from scrapersky.errors import InvalidInput, NotFound
 from scrapersky.models import CreateBatchRequest, ItemStatus
 from scrapersky.profile_ports import Jar, TargetKey
-from scrapersky.services import batches, fanout, worker
+from scrapersky.services import admin, batches, fanout, maintenance, targets, worker
 
 from tests.fakes import FakeDeps, make_deps
 from tests.fakes.profiles import CheckCall, cookie
@@ -243,3 +243,54 @@ def test_a_blocked_proxy_cools_for_the_host_at_least_thirty_seconds():
     blocked = [r for r in deps.pool.releases if r.lease.proxy_id == "p_1" and r.outcome.value == "failed"]
     assert blocked and blocked[0].retry_after_s is not None and blocked[0].retry_after_s >= 30
     assert deps.hosts.cooldowns[("p_1", "social.test")] >= blocked[0].at + 30
+
+
+# ---- what the API shows ------------------------------------------------------------------------------------------
+def test_the_batch_status_counts_detected_and_the_targets_show_their_history():
+    deps = make_deps(proxies=1)
+    site = Site(deps)
+    for t in ("alice", "bob"):
+        site.profile(t)
+    site.stories.add("alice")
+
+    batch_id = run_batch(deps, ["alice", "bob"])
+
+    assert batches.get_batch(deps, TENANT, batch_id)["detected"] == 1
+    listed = targets.list_targets(deps, TENANT, "stories", None, 10, None)
+    assert [t["target"] for t in listed["targets"]] == ["alice", "bob"] and listed["next_cursor"] is None
+    active = targets.list_targets(deps, TENANT, "stories", True, 10, None)["targets"]
+    assert [t["target"] for t in active] == ["alice"]
+    alice = targets.get_target(deps, TENANT, "stories", "alice")
+    assert alice["active"] is True and alice["last_state"] == "present" and alice["last_batch_id"] == batch_id
+    assert alice["active_since"] == alice["last_detected_at"] == alice["last_checked_at"]
+    assert (alice["checks"], alice["detections"], alice["consecutive_errors"], alice["last_error"]) == (1, 1, 0, None)
+
+
+def test_targets_are_tenant_isolated_and_an_unknown_check_is_a_404():
+    deps = make_deps(proxies=1)
+    Site(deps).profile("alice")
+    run_batch(deps, ["alice"])
+
+    with pytest.raises(NotFound):
+        targets.get_target(deps, "t_other", "stories", "alice")
+    with pytest.raises(NotFound):
+        targets.list_targets(deps, "t_other", "stories", None, 10, None)
+    with pytest.raises(NotFound):
+        targets.list_targets(deps, TENANT, "reels", None, 10, None)
+    with pytest.raises(NotFound):
+        targets.get_target(deps, TENANT, "stories", "nobody")
+
+
+def test_the_proxy_list_shows_open_sessions_as_a_count_and_the_sweep_removes_expired_ones():
+    deps = make_deps(proxies=2)
+    site = Site(deps)
+    site.profile("alice")
+    run_batch(deps, ["alice"])
+
+    shown = {p["proxy_id"]: p for p in admin.list_proxies(deps)["proxies"]}
+    assert sorted(p["sessions"] for p in shown.values()) == [0, 1]
+    assert all(isinstance(p["sessions"], int) and "cookies" not in p for p in shown.values())
+
+    deps.clock.advance(601)  # past max_age_s
+    assert maintenance.run(deps)["expired_sessions"] == 1
+    assert [p["sessions"] for p in admin.list_proxies(deps)["proxies"]] == [0, 0]

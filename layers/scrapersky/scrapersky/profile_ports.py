@@ -63,7 +63,7 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def retire(self, key: SessionKey) -> None:
-        """Removes the session (after max_uses or a block); a session already gone is no error."""
+        """Ends the session and drops its cookies (after max_uses or a block); one already gone is no error."""
 
     @abc.abstractmethod
     def open_count(self, proxy_id: str, now: float) -> int:
@@ -71,7 +71,7 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def sweep(self, proxy_id: str, now: float) -> int:
-        """Removes the proxy's expired sessions (TTL removes them too, within a day): how many went."""
+        """Drops the cookies of the proxy's expired sessions (TTL removes their rows): how many it found."""
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ class BatchView(BaseModel):
     errors: BatchErrors
     rejected_items: int = Field(description="how many items were rejected at creation")
     duplicate_items: int
+    detected: int | None = Field(default=None, description="kind profile only: items whose state is present")
     options: dict[str, Any]
     results_url: str | None = Field(
         description="JSON Lines of every item (one line per item, with `seq`) once the batch ended and its export"
@@ -160,6 +161,7 @@ class ProxyView(BaseModel):
     last_used_at: str | None
     consecutive_errors: int
     pace: dict[str, float] = Field(description="host -> requests/s this proxy is paced at")
+    sessions: int = Field(description="open profile sessions (cookie jars) bound to this proxy: a count only")
 
 
 class ProxyList(BaseModel):

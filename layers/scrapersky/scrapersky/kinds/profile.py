@@ -89,7 +89,8 @@ class ProfileProcessor(KindProcessor):
 
     def process(self, unit: Unit, fetcher: Fetcher, proxy_url: str, now: Callable[[], float]) -> Processed:
         job: CheckJob = unit.job
-        return Processed(_Check(unit, job, proxy_url, now).run())
+        check = _Check(unit, job, proxy_url, now)
+        return Processed(check.run())
 
     def render(self, result: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if result is None else {k: v for k, v in result.items() if k != CHECKED_AT}
