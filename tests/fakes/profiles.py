@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from scrapersky.checks import CheckFetch, FinishedCheck, TargetRecord, apply_check
+from scrapersky.checks import CheckFetch, FinishedCheck, TargetEvent, TargetRecord, apply_check
 from scrapersky.domain.outcomes import FetchFailure
 from scrapersky.ports import Applied
 from scrapersky.profile_ports import (
@@ -119,6 +119,12 @@ class FakeTargetHistory(Recorder, TargetHistory):
             if detected:
                 self.items._shard(ref).count(now, detected=1)
             return HistoryEnd(won, applied.event)
+
+    @recorded
+    def record(self, key: TargetKey, finished: FinishedCheck, now: float) -> TargetEvent | None:
+        applied = apply_check(self.records.get(key) or TargetRecord(key.target, key.check), finished)
+        self.records[key] = applied.record
+        return applied.event
 
     @recorded
     def get(self, key: TargetKey) -> TargetRecord | None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from scrapersky.checks import CheckFetch, CheckState
 from scrapersky.errors import InvalidInput, NotFound
-from scrapersky.models import CreateBatchRequest, ItemStatus
+from scrapersky.models import CreateBatchRequest, ItemStatus, ScrapeRequest
 from scrapersky.profile_ports import Jar, TargetKey
 from scrapersky.services import admin, batches, fanout, maintenance, targets, worker
 
@@ -294,3 +294,38 @@ def test_the_proxy_list_shows_open_sessions_as_a_count_and_the_sweep_removes_exp
     deps.clock.advance(601)  # past max_age_s
     assert maintenance.run(deps)["expired_sessions"] == 1
     assert [p["sessions"] for p in admin.list_proxies(deps)["proxies"]] == [0, 0]
+
+
+# ---- POST /scrape ----------------------------------------------------------------------------------------------
+def test_a_scraped_check_answers_like_an_item_and_updates_the_targets_history(monkeypatch: pytest.MonkeyPatch):
+    deps = make_deps(proxies=2)
+    site = Site(deps)
+    site.profile("alice")
+    site.blocked["http://proxy-1.test:8080"] = 401  # the first proxy is refused: the check retries on the other
+    events: list[Any] = []
+    from scrapersky.services import profile_scrape
+
+    monkeypatch.setattr(profile_scrape, "emit_target_event", lambda deps, batch, event, tenant: events.append(event))
+    req = ScrapeRequest(kind="profile", item="alice", options={"check": CHECK})
+
+    first = profile_scrape.scrape_check(deps, TENANT, req)
+    site.stories.add("alice")
+    deps.clock.advance(10)
+    second = profile_scrape.scrape_check(deps, TENANT, req)
+
+    assert (first["status"], first["result"]["state"]) == ("succeeded", "absent")
+    assert (second["result"]["state"], second["result"]["proxy_id"]) == ("present", "p_2")
+    assert set(second["result"]) == {"state", "status_code", "final_url", "evidence", "proxy_id", "checked_at"}
+    alice = targets.get_target(deps, TENANT, "stories", "alice")
+    assert (alice["checks"], alice["active"], alice["last_batch_id"]) == (2, True, None)
+    assert [e.event.value for e in events] == ["target.became_active"]
+    assert deps.pool.unreleased() == []
+
+
+def test_a_scraped_check_without_a_check_spec_is_a_422():
+    from scrapersky.services import profile_scrape
+
+    deps = make_deps(proxies=1)
+    with pytest.raises(InvalidInput):
+        profile_scrape.scrape_check(deps, TENANT, ScrapeRequest(kind="profile", item="alice"))
+    assert deps.pool.leases == []

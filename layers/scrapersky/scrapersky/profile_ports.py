@@ -119,6 +119,10 @@ class TargetHistory(abc.ABC):
         redelivery) changes no record and fires no event."""
 
     @abc.abstractmethod
+    def record(self, key: TargetKey, finished: FinishedCheck, now: float) -> TargetEvent | None:
+        """Applies a check that is no batch item (POST /scrape) to the target's record: the event it fires."""
+
+    @abc.abstractmethod
     def get(self, key: TargetKey) -> TargetRecord | None: ...
 
     @abc.abstractmethod

@@ -12,9 +12,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from scrapersky.adapters import batch_table as bt
-from scrapersky.adapters.ddb import de_item, decode_cursor, encode_cursor, query_page, raise_translated, ser, ser_item
+from scrapersky.adapters.ddb import (
+    conditional,
+    de_item,
+    decode_cursor,
+    encode_cursor,
+    query_page,
+    raise_translated,
+    ser,
+    ser_item,
+)
 from scrapersky.adapters.dynamo_items import AlsoConflict, DynamoItemStore
-from scrapersky.checks import FinishedCheck, TargetRecord, apply_check
+from scrapersky.checks import FinishedCheck, TargetEvent, TargetRecord, apply_check
 from scrapersky.errors import RetryableStoreError
 from scrapersky.profile_ports import HistoryEnd, TargetHistory, TargetKey
 from scrapersky.records import ItemEnd, ItemRef
@@ -63,6 +72,15 @@ class DynamoTargetHistory(TargetHistory):
             except AlsoConflict:
                 continue  # another item of this target changed it first: apply to what it wrote
             return HistoryEnd(won, applied.event if won else None)
+        raise RetryableStoreError(f"the record of target {key.target} kept changing")
+
+    def record(self, key: TargetKey, finished: FinishedCheck, now: float) -> TargetEvent | None:
+        for _ in range(_TRIES):
+            row = self._row(key)
+            version = int(row.get("version", 0)) if row else 0
+            applied = apply_check(_record(row) if row else TargetRecord(key.target, key.check), finished)
+            if conditional(self.ddb.put_item, **self._put(key, applied.record, version, now)["Put"]):
+                return applied.event
         raise RetryableStoreError(f"the record of target {key.target} kept changing")
 
     def _row(self, key: TargetKey) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from scrapersky.models import (
     ItemStatus,
     ScrapeRequest,
 )
-from scrapersky.services import admin, batches, scrape, targets, urls
+from scrapersky.services import admin, batches, profile_scrape, scrape, targets, urls
 
 Cursor = Annotated[str | None, Query(max_length=2048)]
 
@@ -120,6 +120,8 @@ def openapi():
 
 @scrape_router.post("/scrape", **doc("scrape"))
 def scrape_one(body: Annotated[ScrapeRequest, Body()]):
+    if body.kind == "profile":  # a check: the tenant's session and the target's history
+        return json_response(200, profile_scrape.scrape_check(deps_of(scrape_router), tenant_of(scrape_router), body))
     tenant_of(scrape_router)  # a tenant's key is needed, whichever
     return json_response(200, scrape.scrape(deps_of(scrape_router), body))
 

@@ -29,8 +29,7 @@ class _Tries:
 
 def scrape(deps: Deps, req: ScrapeRequest) -> dict[str, Any]:
     processor = deps.kinds.get(req.kind)
-    # TODO(issue 9 item 7): kind profile, one check with the tenant's session and the target's history.
-    if processor.sub_units or processor.kind == "profile":
+    if processor.sub_units or processor.kind == "profile":  # a profile check: services/profile_scrape.py
         # TODO(issue 8): POST /scrape with kind sitemap: read the item's documents in memory within the budget
         # (truncated: "time"). Refused until then: its units need the item's ledgers, bound per unit in batches.
         message = f"POST /scrape does not serve kind '{req.kind}' yet: create a batch of one item"

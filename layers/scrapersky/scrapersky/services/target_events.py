@@ -11,6 +11,8 @@ from scrapersky.services.context import Deps
 EVENT_LOG = "target_event"  # the log message a flip is logged under (the e2e tests read it)
 
 
-def emit_target_event(deps: Deps, batch: BatchRecord, event: TargetEvent) -> None:
-    """A target became active or inactive through an item of `batch`."""
-    logger.info(EVENT_LOG, extra={"target_event": {**event.to_dict(), "tenant_id": batch.tenant_id}})
+def emit_target_event(deps: Deps, batch: BatchRecord | None, event: TargetEvent, tenant_id: str | None = None) -> None:
+    """A target became active or inactive through an item of `batch` (None: a POST /scrape check of `tenant_id`,
+    which has no callback_url: EventBridge only)."""
+    tenant = batch.tenant_id if batch is not None else tenant_id
+    logger.info(EVENT_LOG, extra={"target_event": {**event.to_dict(), "tenant_id": tenant}})
