@@ -144,3 +144,22 @@ def test_another_tenants_check_is_a_404(client, stack, social):
     with pytest.raises(ApiError) as e:
         client.target("never-used-check", "alice")
     assert e.value.status == 404
+
+
+def test_the_profile_demo_runs_two_batches_and_the_cli_shows_the_targets(stack, client, admin, proxies, capsys):
+    from scrapersky_client import cli
+
+    from devstack.profile_demo import demo_site, run_profile_demo
+
+    name = f"demo-{secrets.token_hex(3)}"
+    with demo_site() as site:
+        finals = run_profile_demo(client, site, admin, check_name=name, timeout=WAIT_S)
+
+    assert [(f["status"], f["detected"]) for f in finals] == [("partial", 2), ("partial", 2)], dump(finals)
+    assert site.crossings == 0
+    bob, carol = client.target(name, "bob"), client.target(name, "carol")
+    assert (bob["active"], carol["active"], bob["checks"], carol["detections"]) == (True, False, 2, 1)
+    capsys.readouterr()
+    assert cli.main(["--url", stack.api_url, "--key", stack.api_key, "targets", name, "--active", "true"]) == 0
+    shown = capsys.readouterr().out
+    assert "alice" in shown and "bob" in shown and "carol" not in shown
