@@ -329,3 +329,22 @@ def test_a_scraped_check_without_a_check_spec_is_a_422():
     with pytest.raises(InvalidInput):
         profile_scrape.scrape_check(deps, TENANT, ScrapeRequest(kind="profile", item="alice"))
     assert deps.pool.leases == []
+
+
+def test_a_dead_lettered_profile_item_counts_as_a_failed_check_of_its_target_once():
+    from scrapersky.services import dead_letters
+
+    deps = make_deps(proxies=1)
+    req = CreateBatchRequest(kind="profile", items=["alice"], options={"check": CHECK})
+    batch_id = batches.create_batch(deps, TENANT, req)["batch_id"]
+    for m in deps.queue.pop_fanout():
+        fanout.handle(deps, m)
+    [msg] = deps.queue.pop_work()
+
+    assert dead_letters.handle(deps, msg.model_dump_json()) == "item_failed"
+    dead_letters.handle(deps, msg.model_dump_json())  # the DLQ redelivers it
+
+    alice = record(deps, "alice")
+    assert (alice.checks, alice.consecutive_errors, alice.active) == (1, 1, None)
+    assert alice.last_error is not None and alice.last_error.code == "poison_message"
+    assert batches.get_batch(deps, TENANT, batch_id)["status"] == "failed"

@@ -46,6 +46,17 @@ def record_checked_end(
     return bool(done.applied)
 
 
+def dead_letter_checked(deps: Deps, batch: BatchRecord, item: str, error: ItemError) -> None:
+    """A profile item that ended failed from the dead-letter queue: its target counts the failure. Written after
+    the item's end (which only a first settling wins), not with it: a crash in between misses one count."""
+    if batch.kind != "profile":
+        return
+    now = deps.clock.now()
+    key = TargetKey(batch.tenant_id, check_spec(batch.options).name, item)
+    finished = FinishedCheck(batch.batch_id, now, error=TargetError(error.code, error.message, now))
+    deps.targets.record(key, finished, now)
+
+
 @dataclass
 class ProfileClaims(ItemClaims):
     """The profile kind's item claims (services/worker.py picks them for kind profile)."""
