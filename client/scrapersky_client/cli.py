@@ -1,4 +1,4 @@
-"""`scrapersky submit | status | watch | items`: the command-line client."""
+"""`scrapersky submit | status | watch | items | urls | results | scrape`: the command-line client."""
 
 from __future__ import annotations
 
@@ -156,6 +156,20 @@ def _download(client: Client, args: argparse.Namespace) -> None:
     console.print(f"{size} bytes written to {args.output}")
 
 
+def _scrape(client: Client, args: argparse.Namespace) -> int:
+    opts: dict[str, Any] = {"max_attempts": args.max_attempts} if args.max_attempts else {}
+    limits = {"max_urls": args.max_urls, "max_depth": args.max_depth}
+    if any(v is not None for v in limits.values()):
+        opts["sitemap"] = {k: v for k, v in limits.items() if v is not None}
+    answer = client.scrape(args.item, args.kind, opts)
+    out.print_json(json.dumps(answer))
+    if args.output:
+        n = _write_lines(iter(answer.get("urls") or []), args.output)
+        more = " (more were found: see result.urls_found)" if answer.get("urls_truncated") else ""
+        console.print(f"{n} URLs written to {args.output}{more}")
+    return 0 if answer["status"] == "succeeded" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scrapersky", description="ScraperSky command-line client")
     ap.add_argument("--url", help="API base URL (env SCRAPERSKY_URL, default http://127.0.0.1:3000)")
@@ -194,6 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     tg.add_argument("check", help="the check's name (options.check.name, by default the URL's host)")
     tg.add_argument("--active", choices=("true", "false"), help="only the targets that are (not) active")
     tg.add_argument("--json", action="store_true")
+    sc = sub.add_parser(
+        "scrape", help="check one item now (POST /scrape), print the answer as JSON; exit 1 when the item failed"
+    )
+    sc.add_argument("item")
+    sc.add_argument("--kind", default="page", choices=["page", "sitemap"])
+    sc.add_argument("--max-attempts", type=int)
+    sc.add_argument("--max-urls", type=int, help="kind sitemap: URLs found at most")
+    sc.add_argument("--max-depth", type=int, help="kind sitemap: depth of the documents read (first ones: 1)")
+    sc.add_argument("-o", "--output", help="kind sitemap: also write the URLs it shows here, as JSON Lines")
     args = ap.parse_args(argv)
     client = Client(args.url, args.key)
     try:
@@ -227,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                 out.print_json(json.dumps(rows))
             else:
                 out.print(targets_table(rows, args.check))
+        elif args.cmd == "scrape":
+            return _scrape(client, args)
         elif args.cmd == "items":
             rows = list(client.items(args.batch_id, args.status))
             if args.json:

@@ -10,13 +10,14 @@ import time
 
 import pytest
 import requests
+from scrapersky_client import cli
 
 pytestmark = pytest.mark.e2e
 
 WAIT_S = 300  # a bound for a busy machine: every wait returns as soon as its condition holds
 
 
-def test_results_of_an_ended_page_batch_download_without_a_key_one_line_per_item(client, proxies, site):
+def test_results_of_an_ended_page_batch_download_without_a_key_one_line_per_item(client, proxies, site, tmp_path):
     base = site.base_url
     items = [f"{base}/page/{i}" for i in range(1, 6)] + [f"{base}/missing/1"]
     created = client.submit(items)
@@ -40,6 +41,11 @@ def test_results_of_an_ended_page_batch_download_without_a_key_one_line_per_item
     assert [r["item"] for r in rows] == items and rows[0]["result.title"] == "Demo page 1"
     streamed = b"".join(client.results(batch_id))
     assert streamed.decode() == got.text
+    args = ["--url", client.base_url, "--key", client.api_key]
+    assert cli.main([*args, "results", batch_id, "-o", str(tmp_path / "r.jsonl")]) == 0
+    assert (tmp_path / "r.jsonl").read_text() == got.text
+    assert cli.main([*args, "urls", batch_id, "-o", str(tmp_path / "u.jsonl")]) == 0
+    assert (tmp_path / "u.jsonl").read_text() == ""  # a page batch discovers no URLs
 
 
 def test_results_url_is_null_while_a_batch_runs(client, proxies, site):

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 from scrapersky.adapters.s3_results import S3ResultStore
 
+from devstack.sitemap_site import EXPECTED_PATHS, SitemapSite
 from tests.integration.conftest import RESULTS_BUCKET
 
 
@@ -83,3 +84,39 @@ def test_the_sample_export_event_replays_through_the_fan_out_function(harness):
 
     result = harness.handler("fanout")(load_event("sqs_fanout_export.json"), harness.context)
     assert result == {"batchItemFailures": []}  # its batch is unknown here: settled, never a failure
+
+
+def test_a_sitemap_batchs_results_hold_one_line_per_listed_url_and_the_csv_the_same_columns(harness, pool):
+    with SitemapSite() as sitemap_site:
+        base = sitemap_site.base_url
+        items = [f"{base}/", f"{base}/a.xml"]  # /a/1 and /a/2 found by both items: twice in the files
+        status, created = harness.api("batches", "POST", "/batches", {"kind": "sitemap", "items": items})
+        assert status == 201, created
+        batch_id = created["batch_id"]
+        harness.drain()
+
+    status, view = harness.api("status", "GET", f"/batches/{batch_id}")
+    assert status == 200 and view["status"] == "completed", view
+    listed, cursor = [], None
+    while True:
+        query = {"limit": "5", **({"cursor": cursor} if cursor else {})}
+        status, page = harness.api("status", "GET", f"/batches/{batch_id}/urls", query=query)
+        assert status == 200, page
+        listed += page["urls"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(listed) == len(EXPECTED_PATHS) + 2
+
+    key, body = _object(view["results_url"])
+    assert key == f"results/t_local/{batch_id}/results.jsonl"
+    lines = [json.loads(line) for line in body.decode().splitlines()]
+    assert lines == listed  # the /urls entries exactly, in their order
+    assert sorted(line["url"] for line in lines if line["item"] == f"{base}/") == sorted(
+        base + p for p in EXPECTED_PATHS
+    )
+    _, body = _object(view["results_csv_url"])
+    text = body.decode()
+    assert text.splitlines()[0] == "url,lastmod,changefreq,priority,sitemap,item"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["url"], r["sitemap"], r["item"]) for r in rows] == [(u["url"], u["sitemap"], u["item"]) for u in listed]
+    assert {r["changefreq"] for r in rows} == {"daily", ""}  # the urlsets say daily; text and feeds say nothing

@@ -4,6 +4,7 @@ the same files whatever redeliveries happen, and `results_url` null until then."
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -11,9 +12,11 @@ from scrapersky.models import BatchStatus, CreateBatchRequest, FanoutMessage, It
 from scrapersky.records import BatchRecord
 from scrapersky.services import batches, export, fanout, worker
 from scrapersky.services.lifecycle import request_export
+from scrapersky.services.urls import list_urls
 
-from tests.fakes import FakeDeps, make_deps, page
+from tests.fakes import FakeDeps, Streamed, make_deps, page
 from tests.unit.seeding import drain, seed_batch, urls
+from tests.unit.sitemap_site import ROOT, Site, robots, run, seed, urlset
 
 TENANT = "t_acme"
 
@@ -188,3 +191,76 @@ def test_a_dead_lettered_export_message_touches_no_item():
     msg = FanoutMessage(type="export", batch_id=batch.batch_id, tenant_id=batch.tenant_id)
     assert dead_letters.handle(deps, msg.model_dump_json()) == "export_abandoned"
     assert set(deps.items.statuses(batch.batch_id).values()) == {ItemStatus.PENDING}
+
+
+def sitemap_batch(deps: FakeDeps, items: list[str], pages: dict) -> BatchRecord:
+    """A sitemap batch run to its end on the fake site (its export held back)."""
+    Site(deps, pages)
+    batch = seed(deps, items)
+    run(deps, batch)
+    assert deps.batches.batches[batch.batch_id].status.terminal
+    return batch
+
+
+def all_urls(deps: FakeDeps, batch: BatchRecord) -> list[dict]:
+    listed, cursor = [], None
+    while True:
+        page_ = list_urls(deps, batch.tenant_id, batch.batch_id, None, 7, cursor)
+        listed += page_["urls"]
+        if not (cursor := page_["next_cursor"]):
+            return listed
+
+
+SMALL_SITE = {
+    "/robots.txt": Streamed(robots("/a.xml")),
+    "/a.xml": Streamed(urlset("/1", "/2", "/3")),
+    "/b.xml": Streamed(urlset("/3", "/4")),
+}
+
+
+def test_a_sitemap_batchs_files_hold_one_line_per_discovered_url_as_urls_lists_them():
+    deps = make_deps(proxies=2, default_host_rate=20.0)
+    batch = sitemap_batch(deps, [ROOT, "https://s.test/b.xml", "https://s.test/none.xml"], SMALL_SITE)
+    deps.queue.pop_fanout()
+    request_export(deps, deps.batches.batches[batch.batch_id])
+
+    assert run_export(deps) == ["exported"]
+
+    got = lines(deps, batch.batch_id)
+    assert got == all_urls(deps, batch) and len(got) == 5  # /3 found by two items is there twice
+    assert [line["url"] for line in got if line["url"].endswith("/3")] == ["https://s.test/3"] * 2
+    assert set(got[0]) == {"url", "lastmod", "changefreq", "priority", "sitemap", "item"}
+    rows = csv_rows(deps, batch.batch_id)
+    assert list(rows[0]) == list(export.URL_COLUMNS) == export.columns("sitemap")
+    assert [r["url"] for r in rows] == [line["url"] for line in got]
+    assert rows[0]["lastmod"] == "2024-05-01" and rows[0]["priority"] == ""
+
+
+def test_a_large_sitemap_export_is_written_in_parts_from_the_urls_cursor():
+    deps = make_deps(proxies=2, default_host_rate=20.0, export_part_bytes=20_000)
+    deps.results.min_part_bytes = 20_000
+    paths = [f"/p/{i}" for i in range(1500)]
+    batch = sitemap_batch(deps, [ROOT], {"/robots.txt": Streamed(robots("/a.xml")), "/a.xml": Streamed(urlset(*paths))})
+    deps.queue.pop_fanout()
+    request_export(deps, deps.batches.batches[batch.batch_id])
+
+    outcomes = run_export(deps)
+
+    assert outcomes == ["export_part", "exported"]  # a page of 1,000 URLs is past the part size
+    assert [c.args[2] for c in deps.results.calls_to("write_part")] == [1, 1, 2, 2]
+    got = lines(deps, batch.batch_id)
+    assert got == all_urls(deps, batch) and len(got) == 1500
+    assert len(csv_rows(deps, batch.batch_id)) == 1500  # one header row only
+
+
+def test_a_cancelled_sitemap_batchs_export_waits_for_its_running_documents():
+    deps = make_deps(lease_seconds=30)
+    batch = seed(deps, [ROOT])
+    deps.batches.batches[batch.batch_id] = batch = dataclasses.replace(batch, status=BatchStatus.CANCELLED)
+    deps.items.cancel(deps.items.get(batch.batch_id, 0).ref, deps.clock.now())  # type: ignore[union-attr]
+    request_export(deps, batch)
+
+    assert fanout.handle(deps, deps.queue.pop_fanout()[0]) == "export_waiting"  # every item ended, a unit may run
+    deps.clock.advance(export.settle_s(deps) + 1)
+    assert run_export(deps) == ["exported"]
+    assert lines(deps, batch.batch_id) == []

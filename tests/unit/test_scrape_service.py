@@ -155,10 +155,3 @@ def test_a_fetcher_exception_releases_the_lease():
     with pytest.raises(RuntimeError):
         scrape(deps, request())
     assert_no_lease_held(deps)
-
-
-def test_a_sitemap_scrape_is_refused_until_served_and_nothing_is_fetched():
-    deps = make_deps(proxies=1)
-    with pytest.raises(InvalidInput, match="does not serve kind 'sitemap' yet"):
-        scrape(deps, ScrapeRequest(kind="sitemap", item="s.test"))
-    assert deps.pool.leases == []

@@ -136,6 +136,17 @@ class UrlList(BaseModel):
 
 
 # ---- admin --------------------------------------------------------------------------------------------------
+class ScrapedItem(ItemView):
+    """POST /scrape: the item as /batches/{id}/items shows it; a sitemap item adds the URLs it found."""
+
+    urls: list[DiscoveredUrlView] | None = Field(
+        default=None, description="kind sitemap: the URLs found, in reading order (at most 1,000 of them)"
+    )
+    urls_truncated: bool | None = Field(
+        default=None, description="kind sitemap: more URLs were found than `urls` shows (urls_found counts all)"
+    )
+
+
 class CreatedTenant(BaseModel):
     tenant_id: str
     name: str
@@ -275,7 +286,7 @@ _DOCS: dict[str, dict[str, Any]] = {
     },
     "scrape": {
         "summary": "Check one item synchronously",
-        "responses": responses(200, ItemView, "The item, succeeded or failed", (*WITH_BODY, 503)),
+        "responses": responses(200, ScrapedItem, "The item, succeeded or failed", (*WITH_BODY, 503)),
     },
     "create_tenant": {
         "summary": "Create a tenant and its API key (shown once)",

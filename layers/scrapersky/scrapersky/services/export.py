@@ -8,7 +8,12 @@ the next message with the cursor; the last one publishes the files and records t
 Idempotent: the files hold only terminal items of an ended batch, read in the same pages from the same
 cursors, so a redelivered message rewrites the same part, and an export that ran twice publishes the same
 files. An export starts once every item is finished (a cancelled batch's running items end soon after it),
-waiting at most SETTLE_S; past that it writes the items as they stand."""
+waiting at most SETTLE_S; past that it writes the items as they stand.
+
+A sitemap batch's files hold its discovered URLs instead, one line per GET /batches/{id}/urls entry in the same order
+(a URL two items found is there twice), paged from the DiscoveredUrls port's cursor the same way; the CSV has the
+same columns. Its URLs are final once every unit of work has ended: a cancelled sitemap batch's items end at once
+while a document may still be read within its lease, so its export always waits the settle time."""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ from typing import Any
 
 from scrapersky.domain.progress import total
 from scrapersky.errors import UploadGone
-from scrapersky.models import TERMINAL_BATCH, ExportState, FanoutMessage
-from scrapersky.records import BatchRecord, ItemRecord
+from scrapersky.models import TERMINAL_BATCH, BatchStatus, ExportState, FanoutMessage
+from scrapersky.records import BatchRecord
 from scrapersky.services.batches import item_view
 from scrapersky.services.context import Deps
 
@@ -35,6 +40,8 @@ RESULT_COLUMNS: dict[str, tuple[str, ...]] = {  # a kind's result fields, in CSV
         *("title", "description", "canonical", "h1"),
     ),
 }
+URL_COLUMNS = ("url", "lastmod", "changefreq", "priority", "sitemap", "item")  # a sitemap batch: its /urls entries
+LISTS_URLS = frozenset({"sitemap"})  # kinds whose results files list the discovered URLs, not the items
 
 
 def keys_of(batch: BatchRecord) -> dict[str, str]:
@@ -43,7 +50,9 @@ def keys_of(batch: BatchRecord) -> dict[str, str]:
 
 def columns(kind: str) -> list[str]:
     """CSV columns: the item's fields, its error flattened, then its result's fields (`result.x`); a kind with
-    no declared fields gets its result as one JSON column."""
+    no declared fields gets its result as one JSON column. A sitemap batch: the fields of its /urls entries."""
+    if kind in LISTS_URLS:
+        return list(URL_COLUMNS)
     result = [f"result.{f}" for f in RESULT_COLUMNS.get(kind, ())] or ["result"]
     return [*BASE_COLUMNS, *TIME_COLUMNS, *result]
 
@@ -77,6 +86,8 @@ def _should_wait(deps: Deps, batch: BatchRecord, state: ExportState) -> bool:
     limit = settle_s(deps)
     if state.waits >= limit / WAIT_S or deps.clock.now() >= state.requested_at + limit:
         return False
+    if batch.kind in LISTS_URLS and batch.status is BatchStatus.CANCELLED:
+        return True  # documents read when the cancel came may still store URLs, within their lease
     full = deps.batches.get_with_counts(batch.batch_id)
     return full is not None and total(full[1]).finished < batch.total_items
 
@@ -85,14 +96,7 @@ def _write(deps: Deps, msg: FanoutMessage, batch: BatchRecord, keys: dict[str, s
     state = msg.export
     assert state is not None
     files = _Files(batch.kind, header=state.part == 1 and msg.cursor is None)
-    cursor = msg.cursor
-    render = deps.kinds.get(batch.kind).render
-    while True:
-        rows, cursor = deps.items.query(batch.batch_id, None, PAGE, cursor)
-        for row in rows:
-            files.add(row, render)
-        if not cursor or files.smallest() >= deps.settings.export_part_bytes:
-            break
+    cursor = _fill(deps, batch, files, msg.cursor)
     for fmt, data in files.parts().items():
         deps.results.write_part(keys[fmt], state.uploads[fmt], state.part, data)
     if cursor:
@@ -103,6 +107,30 @@ def _write(deps: Deps, msg: FanoutMessage, batch: BatchRecord, keys: dict[str, s
         deps.results.complete(keys[fmt], upload)
     deps.batches.mark_exported(batch.batch_id, keys)
     return "exported"
+
+
+def _fill(deps: Deps, batch: BatchRecord, files: _Files, cursor: str | None) -> str | None:
+    """Reads pages from the cursor until the part has its size or the batch its end; the cursor after them."""
+    read = _urls if batch.kind in LISTS_URLS else _items
+    while True:
+        lines, cursor = read(deps, batch, cursor)
+        for line in lines:
+            files.add(line)
+        if not cursor or files.smallest() >= deps.settings.export_part_bytes:
+            return cursor
+
+
+def _items(deps: Deps, batch: BatchRecord, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the batch's items in seq order, each shown as /batches/{id}/items shows it, with its `seq`."""
+    render = deps.kinds.get(batch.kind).render
+    rows, nxt = deps.items.query(batch.batch_id, None, PAGE, cursor)
+    return [{"seq": row.seq, **item_view(row, render)} for row in rows], nxt
+
+
+def _urls(deps: Deps, batch: BatchRecord, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the batch's discovered URLs in /batches/{id}/urls order (it may be short and have a next cursor)."""
+    rows, nxt = deps.urls.page(batch.batch_id, range(batch.total_items), PAGE, cursor)
+    return [row.view() for row in rows], nxt
 
 
 class _Files:
@@ -117,8 +145,7 @@ class _Files:
         if header:
             self.csv.writerow(self.columns)
 
-    def add(self, row: ItemRecord, render: Any) -> None:
-        line = {"seq": row.seq, **item_view(row, render)}
+    def add(self, line: dict[str, Any]) -> None:
         self.jsonl.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
         self.csv.writerow(csv_row(line, self.columns))
         self.csv_bytes.write(self.text.getvalue().encode())
