@@ -97,6 +97,40 @@ def items_table(items: list[dict[str, Any]]) -> Table:
     return t
 
 
+def targets_table(rows: list[dict[str, Any]], check: str) -> Table:
+    """A profile check's targets and their history (GET /checks/{name}/targets)."""
+    t = Table(title=f"targets of check {check}")
+    for col in ("target", "active", "last state", "active since", "last checked", "checks", "detected", "errors"):
+        t.add_column(col, justify="right" if col in ("checks", "detected", "errors") else "left")
+    for r in rows:
+        active = {True: "[green]yes[/green]", False: "no", None: "-"}[r["active"]]
+        errors = str(r["consecutive_errors"])
+        if r["last_error"]:
+            errors += f" ({r['last_error']['code']})"
+        t.add_row(
+            r["target"],
+            active,
+            r["last_state"] or "-",
+            r["active_since"] or "-",
+            r["last_checked_at"] or "-",
+            str(r["checks"]),
+            str(r["detections"]),
+            errors,
+        )
+    return t
+
+
+def _check_option(raw: str | None) -> dict[str, Any] | None:
+    """--check: the profile check spec as JSON, or @file holding it."""
+    if raw is None:
+        return None
+    text = Path(raw[1:]).read_text() if raw.startswith("@") else raw
+    spec = json.loads(text)
+    if not isinstance(spec, dict):
+        raise ValueError("--check must be a JSON object")
+    return spec
+
+
 def _write_lines(rows: Iterator[dict[str, Any]], path: str | None) -> int:
     """JSON Lines to a file (or standard output), streamed: a big sitemap batch never sits in memory."""
     n = 0
@@ -149,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--max-attempts", type=int)
     s.add_argument("--no-start", action="store_true")
     s.add_argument("--client-token")
+    s.add_argument("--check", help="kind profile: the check spec as JSON, or @file.json")
     s.add_argument("--watch", action="store_true", help="then show a live progress bar until it ends")
     s.add_argument("--timeout", type=float, default=900)
     st = sub.add_parser("status", help="show a batch's progress")
@@ -169,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-o", "--output", help="file to write (default: stdout)")
     r.add_argument("--csv", action="store_true", help="the CSV file instead of JSON Lines")
     r.add_argument("--wait", type=float, default=60, help="seconds to wait for the export of an ended batch")
+    tg = sub.add_parser("targets", help="a profile check's targets and their history")
+    tg.add_argument("check", help="the check's name (options.check.name, by default the URL's host)")
+    tg.add_argument("--active", choices=("true", "false"), help="only the targets that are (not) active")
+    tg.add_argument("--json", action="store_true")
     sc = sub.add_parser(
         "scrape", help="check one item now (POST /scrape), print the answer as JSON; exit 1 when the item failed"
     )
@@ -185,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             items = _read_items(args)
             if not items:
                 ap.error("no items: give them as arguments or with --file")
-            opts = {"max_attempts": args.max_attempts} if args.max_attempts else None
-            created = client.submit(items, args.kind, opts, args.group, not args.no_start, args.client_token)
+            opts: dict[str, Any] = {"max_attempts": args.max_attempts} if args.max_attempts else {}
+            check = _check_option(args.check)
+            if check is not None:
+                opts["check"] = check
+            created = client.submit(items, args.kind, opts or None, args.group, not args.no_start, args.client_token)
             out.print_json(json.dumps(created))
             if args.watch:
                 final = watch(client, created["batch_id"], args.timeout)
@@ -201,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"{n} URLs")
         elif args.cmd == "results":
             _download(client, args)
+        elif args.cmd == "targets":
+            active = None if args.active is None else args.active == "true"
+            rows = list(client.targets(args.check, active))
+            if args.json:
+                out.print_json(json.dumps(rows))
+            else:
+                out.print(targets_table(rows, args.check))
         elif args.cmd == "scrape":
             return _scrape(client, args)
         elif args.cmd == "items":

@@ -127,6 +127,27 @@ class Client:
                 raise TimeoutError(f"batch {batch_id} still {st['status']} after {timeout}s")
             time.sleep(interval)
 
+    # profile targets
+    def targets_page(
+        self, check: str, active: bool | None = None, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        flag = None if active is None else str(active).lower()
+        params = {"active": flag, "limit": limit, "cursor": cursor}
+        return self._call("GET", f"/checks/{quote(check, safe='')}/targets", params=params)
+
+    def targets(self, check: str, active: bool | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Each target's history under a profile check, ordered by target (GET /checks/{name}/targets)."""
+        cursor = None
+        while True:
+            page = self.targets_page(check, active, page_size, cursor)
+            yield from page["targets"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def target(self, check: str, target: str) -> dict[str, Any]:
+        return self._call("GET", f"/checks/{quote(check, safe='')}/targets/{quote(target, safe='')}")
+
     # single item, admin, health
     def results_url(self, batch_id: str, fmt: str = "jsonl", wait_s: float = 60.0) -> str:
         """The URL of the batch's results file (`jsonl` or `csv`), absolute; waits up to `wait_s` for the export

@@ -26,6 +26,7 @@ class Shard:
     cancelled: int = 0
     in_progress: int = 0
     retries: int = 0
+    detected: int = 0
     finished: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     samples: list[ErrorSample] = field(default_factory=list)
@@ -49,6 +50,7 @@ class Shard:
             cancelled=self.cancelled,
             in_progress=self.in_progress,
             retries=self.retries,
+            detected=self.detected,
             errors=dict(self.errors),
             samples=tuple(self.samples),
             updated_at=self.updated_at,

@@ -15,6 +15,7 @@ from tests.fakes.edges import FakeFetcher, FakeQueue, FakeTenantStore
 from tests.fakes.events import FakeEventPorts, make_event_ports
 from tests.fakes.follow import FakeFollowStore
 from tests.fakes.items import FakeItemStore
+from tests.fakes.profiles import FakeCheckFetcher, FakeSessionStore, FakeTargetHistory
 from tests.fakes.proxies import FakeHostBook, FakeProxyPool
 from tests.fakes.results import FakeResultStore
 from tests.fakes.sweeps import FakeSweeps
@@ -54,6 +55,9 @@ class FakeDeps(Deps):
     results: FakeResultStore
     events: FakeEventPorts
     follow: FakeFollowStore
+    sessions: FakeSessionStore
+    targets: FakeTargetHistory
+    check_fetcher: FakeCheckFetcher
 
 
 def make_deps(
@@ -70,10 +74,11 @@ def make_deps(
     pool.add_proxies(proxies, clock.now())
     pool.calls.clear()
     tenants = FakeTenantStore()
+    items = FakeItemStore(batches)
     return FakeDeps(
         settings=settings,
         batches=batches,
-        items=FakeItemStore(batches),
+        items=items,
         pool=pool,
         hosts=book,
         tenants=tenants,
@@ -86,4 +91,7 @@ def make_deps(
         results=FakeResultStore(),
         events=make_event_ports(batches, tenants),
         follow=FakeFollowStore(batches),
+        sessions=FakeSessionStore(),
+        targets=FakeTargetHistory(items),
+        check_fetcher=FakeCheckFetcher(),
     )

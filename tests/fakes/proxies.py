@@ -244,6 +244,10 @@ class FakeProxyPool(Recorder, ProxyPool):
             p.last_success_at = now
         elif outcome is Release.FAILED:
             p.failed += 1
+            if retry_after_s:  # a block: this proxy cools for the host
+                key = (p.proxy_id, lease.host)
+                self.book.cooldowns[key] = now + retry_after_s
+                self.book.next_at[key] = max(self.book.next_at.get(key, 0.0), now + retry_after_s)
         elif outcome is Release.RATE_LIMITED:
             p.rate_limited += 1
             key = (p.proxy_id, lease.host)

@@ -37,7 +37,8 @@ def list_batches(harness, tenant="t_local"):
         (json.dumps({"items": ["https://example.com/"], "options": {"max_attempts": 0}}), 422, "not valid"),
         (json.dumps({"items": ["https://example.com/"], "surprise": 1}), 422, "not valid"),
         (json.dumps({"items": ["ftp://a", "not a url"]}), 422, "no valid item"),
-        (json.dumps({"items": ["https://example.com/"], "kind": "profile"}), 422, "not served"),
+        (json.dumps({"items": ["https://example.com/"], "kind": "profile"}), 422, "options.check is required"),
+        (json.dumps({"items": ["alice"], "kind": "profile", "options": {"check": {"url": "x"}}}), 422, "invalid"),
         (
             json.dumps({"items": ["example.com"], "kind": "sitemap", "options": {"sitemap": {"max_depth": 11}}}),
             422,

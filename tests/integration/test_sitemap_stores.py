@@ -143,7 +143,7 @@ def test_urls_page_exactly_across_buckets_and_items(ddb):
 
 
 def test_a_batch_of_many_small_items_pages_exactly_whatever_the_page_size(ddb):
-    """Most partitions are empty (items of 0–2 URLs, 4 buckets each): every page size lists each URL once, in
+    """Most partitions are empty (items of 0 to 2 URLs, 4 buckets each): every page size lists each URL once, in
     order, and a page that read its partitions in waves resumes at the right one."""
     urls = DynamoDiscoveredUrls("batches", ddb)
     expected: list[tuple[int, str]] = []

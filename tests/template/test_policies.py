@@ -68,6 +68,14 @@ def _target(module: _Module, local: str, attr: str | None) -> Iterator[Node]:
         return
     if isinstance(imported, tuple) and f"{imported[0]}.{imported[1]}" in MODULES:  # `from pkg import module`
         yield f"{imported[0]}.{imported[1]}", attr
+    if local == "processor":  # a kind's processor (services/leasing.py): any kind's method of that name
+        yield from (
+            (m.name, q)
+            for m in MODULES.values()
+            if m.name.startswith("scrapersky.kinds.")
+            for q in m.functions
+            if q.endswith(f".{attr}")
+        )
     # a method called on an object of this module's classes (self._x(), delivery.run()); not a container's
     # own method (seen.add(), found.get()), which would make every `add` look like the adapter's `add`
     if local != "self" and attr in _CONTAINER_METHODS:
@@ -231,6 +239,8 @@ PORT_ADAPTERS = {  # Deps attribute -> (adapter module, class, template table), 
     # deps.events.secrets / deps.events.stops (scrapersky.event_ports.EventPorts)
     "secrets": ("scrapersky.adapters.dynamo_tenants", "DynamoWebhookSecrets", "TenantsTable"),
     "stops": ("scrapersky.adapters.dynamo_stops", "DynamoBatchStops", "BatchesTable"),
+    "sessions": ("scrapersky.adapters.dynamo_sessions", "DynamoSessionStore", "BatchesTable"),
+    "targets": ("scrapersky.adapters.dynamo_targets", "DynamoTargetHistory", "BatchesTable"),
 }
 DDB_ACTIONS = {
     "get_item": {"dynamodb:GetItem"},

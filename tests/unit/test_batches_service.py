@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from scrapersky.errors import Conflict, InvalidInput, NotFound
+from scrapersky.kinds.page import PageProcessor
+from scrapersky.kinds.registry import KindRegistry
 from scrapersky.models import BatchOptions, BatchStatus, CreateBatchRequest
 from scrapersky.services import batches, fanout, worker
 
@@ -57,6 +59,7 @@ def test_a_batch_without_a_valid_item_is_a_422_and_nothing_is_created():
 
 def test_a_kind_this_deployment_does_not_serve_is_a_422_and_nothing_is_created():
     deps = make_deps()
+    deps.kinds = KindRegistry({"page": PageProcessor()})
     with pytest.raises(InvalidInput) as e:
         create(deps, urls(2), kind="profile")
     assert e.value.details[0]["field"] == "kind"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from scrapersky.errors import InvalidInput, NoProxyAvailable
+from scrapersky.kinds.page import PageProcessor
+from scrapersky.kinds.registry import KindRegistry
 from scrapersky.models import BatchOptions, ScrapeRequest
 from scrapersky.services.scrape import scrape
 
@@ -140,6 +142,7 @@ def test_an_invalid_item_is_a_422_and_nothing_is_fetched():
 
 def test_a_kind_this_deployment_does_not_serve_is_a_422():
     deps = make_deps(proxies=1)
+    deps.kinds = KindRegistry({"page": PageProcessor()})
     with pytest.raises(InvalidInput) as e:
         scrape(deps, ScrapeRequest(kind="profile", item=URL))
     assert e.value.details == [{"field": "kind", "message": e.value.message}]

@@ -56,12 +56,12 @@ def test_duplicates_after_normalisation_are_dropped_and_counted():
     assert [r.item for r in out.rejected] == ["ftp://x"]
 
 
-@pytest.mark.parametrize("kind", ["profile", "nonsense"])
+@pytest.mark.parametrize("kind", ["nonsense", "Page"])
 def test_a_kind_this_deployment_does_not_serve_is_a_422_naming_what_is_served(kind):
     with pytest.raises(InvalidInput, match="not served by this deployment") as e:
         default_registry().get(kind)
     assert e.value.status_code == 422
-    assert "served: page, sitemap" in e.value.message
+    assert "served: page, sitemap, profile" in e.value.message
 
 
 def test_redirect_hop_to_a_name_resolving_to_a_private_address_is_refused():

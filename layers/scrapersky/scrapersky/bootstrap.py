@@ -15,12 +15,14 @@ from scrapersky.adapters.dynamo_follow import DynamoFollowStore
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_items import DynamoItemStore
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
+from scrapersky.adapters.dynamo_sessions import DynamoSessionStore
 from scrapersky.adapters.dynamo_stops import DynamoBatchStops
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
+from scrapersky.adapters.dynamo_targets import DynamoTargetHistory
 from scrapersky.adapters.dynamo_tenants import DynamoTenantStore, DynamoWebhookSecrets
 from scrapersky.adapters.dynamo_urls import DynamoDiscoveredUrls
 from scrapersky.adapters.eventbridge_bus import EventBridgeBus
-from scrapersky.adapters.http_fetcher import RequestsFetcher
+from scrapersky.adapters.http_check import CheckingFetcher
 from scrapersky.adapters.http_webhooks import RequestsWebhookSender
 from scrapersky.adapters.s3_results import S3ResultStore
 from scrapersky.adapters.sqs_events import SqsEventQueue
@@ -52,12 +54,14 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
             injector.register(client)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, any_port=settings.any_target_port)
     hosts = DynamoHostBook(settings.proxies_table, ddb)
+    items = DynamoItemStore(settings.batches_table, ddb, retention_s=settings.retention_s)
+    fetcher = CheckingFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s)
     return Deps(
         settings=settings,
         batches=DynamoBatchStore(
             settings.batches_table, ddb, retention_s=settings.retention_s, max_shards=settings.counter_shards_max
         ),
-        items=DynamoItemStore(settings.batches_table, ddb, retention_s=settings.retention_s),
+        items=items,
         pool=DynamoProxyPool(
             settings.proxies_table,
             ddb,
@@ -69,7 +73,7 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         hosts=hosts,
         tenants=DynamoTenantStore(settings.tenants_table, ddb),
         queue=SqsWorkQueue(settings.fanout_queue_url, settings.work_queue_url, sqs),
-        fetcher=RequestsFetcher(policy, settings.connect_timeout_s, settings.read_timeout_s),
+        fetcher=fetcher,
         clock=SystemClock(),
         sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
         documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
@@ -83,6 +87,9 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
             stops=DynamoBatchStops(settings.batches_table, ddb),
         ),
         follow=DynamoFollowStore(settings.batches_table, ddb, retention_s=settings.retention_s),
+        sessions=DynamoSessionStore(settings.batches_table, ddb),
+        targets=DynamoTargetHistory(settings.batches_table, ddb, items, retention_s=settings.retention_s),
+        check_fetcher=fetcher,
         api_calls=counter,
     )
 

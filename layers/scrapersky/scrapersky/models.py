@@ -76,6 +76,8 @@ class BatchOptions(BaseModel):
         " (rate_limited or no_proxy): every batch ends",
     )
     sitemap: SitemapOptions | None = Field(default=None, description="kind sitemap: what one item reads")
+    # validated by the profile kind (scrapersky.checks.CheckSpec): 422 and nothing created when invalid
+    check: dict[str, Any] | None = Field(default=None, description="kind profile (required): the check spec")
     follow: FollowOptions | None = Field(
         default=None, description="kind sitemap: the discovered URLs become one child page batch (services/follow.py)"
     )

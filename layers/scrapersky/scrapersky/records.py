@@ -65,6 +65,7 @@ class ShardCounts:
     cancelled: int = 0
     in_progress: int = 0
     retries: int = 0
+    detected: int = 0  # profile items that ended present
     errors: dict[str, int] = field(default_factory=dict)  # failed items by final error code
     samples: tuple[ErrorSample, ...] = ()
     updated_at: float | None = None

@@ -69,6 +69,7 @@ def counts_from_row(row: dict[str, Any]) -> ShardCounts:
         cancelled=int(row.get("cancelled", 0)),
         in_progress=int(row.get("in_progress", 0)),
         retries=int(row.get("retries", 0)),
+        detected=int(row.get("detected", 0)),
         errors=errors,
         samples=tuple(ErrorSample(**s) for s in row.get("error_samples", [])),
         updated_at=row.get("updated_at"),

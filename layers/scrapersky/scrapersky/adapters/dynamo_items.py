@@ -41,6 +41,10 @@ class ShardWouldComplete(Exception):
     """The guarded counter update found this to be the shard's last item."""
 
 
+class AlsoConflict(Exception):
+    """A further part of the change's transaction (ItemChange.also) failed its condition: nothing was written."""
+
+
 class DynamoItemStore(ItemStore):
     """Items of every batch, in the block partitions of their batch (`B#<batch>#I<block>`, `I#<seq>`).
 
@@ -153,6 +157,15 @@ class DynamoItemStore(ItemStore):
         """Without `shard_last`, a won finish answers shard_done=True: it may have been the last, look."""
         return self._apply(changes.ending(ref, end, now, ItemStatus.IN_PROGRESS, token, shard_last=shard_last))
 
+    def finish_with(
+        self, ref: ItemRef, token: str, end: ItemEnd, now: float, shard_last: int | None,
+        also: tuple[dict[str, Any], ...], counters: dict[str, int],
+    ) -> Applied:  # fmt: skip
+        """finish, with further parts in the same transaction and further counters on the shard. Raises
+        AlsoConflict when one of those parts failed its condition (read again and retry)."""
+        change = changes.ending(ref, end, now, ItemStatus.IN_PROGRESS, token, shard_last=shard_last)
+        return self._apply(dataclasses.replace(change, also=also, counters={**change.counters, **counters}))
+
     def requeue(
         self, ref: ItemRef, token: str, now: float, *,
         attempt_spent: bool, proxy_id: str | None, error: ItemError | None,
@@ -217,20 +230,28 @@ class DynamoItemStore(ItemStore):
                 TransactItems=[
                     {"Update": {**item_op, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
                     {"Update": shard_op},
+                    *change.also,
                 ]
             )
             return True, None
         except ClientError as e:
-            codes = cancellation_codes(e)
-            if codes and codes[0] == _CONDITION_FAILED:
-                old = cancellation_items(e)[0]
-                if old and old.get(bt.CHANGE_MARK) == change.change_id:
-                    return True, None  # a retry of our own write that was applied: ours after all
-                return False, item_from_row(old) if old else self.get(ref.batch_id, ref.seq)
-            if len(codes) > 1 and codes[1] == _CONDITION_FAILED and change.shard_last is not None:
-                raise ShardWouldComplete() from e
-            raise_translated(e)
-            raise
+            return self._refused(change, e)
+
+    def _refused(self, change: ItemChange, e: ClientError) -> tuple[bool, ItemRecord | None]:
+        """What a cancelled transaction means: the item's condition lost, or a part to try again."""
+        ref = change.ref
+        codes = cancellation_codes(e)
+        if codes and codes[0] == _CONDITION_FAILED:
+            old = cancellation_items(e)[0]
+            if old and old.get(bt.CHANGE_MARK) == change.change_id:
+                return True, None  # a retry of our own write that was applied: ours after all
+            return False, item_from_row(old) if old else self.get(ref.batch_id, ref.seq)
+        if len(codes) > 1 and codes[1] == _CONDITION_FAILED and change.shard_last is not None:
+            raise ShardWouldComplete() from e
+        if _CONDITION_FAILED in codes[2:]:
+            raise AlsoConflict() from e
+        raise_translated(e)
+        raise e
 
     def _add_sample(self, ref: ItemRef, sample: ErrorSample) -> None:
         # best effort: a sample is a convenience, the counters already hold the truth

@@ -327,7 +327,7 @@ class DynamoProxyPool(ProxyPool):
         if outcome == Release.SUCCESS:
             return self.pacing.after_answer(pace, self.snapshot.view(lease.host, now).record, lease.start_at, now)
         if outcome == Release.FAILED:
-            return self.pacing.after_failure(pace, lease.start_at, now)
+            return self.pacing.after_failure(pace, lease.start_at, now, retry_after_s)
         if outcome == Release.RATE_LIMITED:
             return self.pacing.after_refusal(pace, now, retry_after_s)
         return None

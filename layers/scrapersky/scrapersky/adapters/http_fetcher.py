@@ -16,6 +16,7 @@ from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.cookies import RequestsCookieJar
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
@@ -96,18 +97,32 @@ class RequestsFetcher(Fetcher):
         return self._exchange(url, proxy_url, timeout_s, read, on_hop)
 
     def _exchange(
-        self, url: str, proxy_url: str | None, timeout_s: float, read: _Read, on_hop: HopCheck | None
-    ) -> FetchResponse | FetchFailure:
+        self,
+        url: str,
+        proxy_url: str | None,
+        timeout_s: float,
+        read: _Read,
+        on_hop: HopCheck | None,
+        jar: RequestsCookieJar | None = None,
+    ) -> Answer:
+        """`jar`: a profile check's session cookies, sent and updated on every hop (a page fetch has none)."""
         start = time.monotonic()
         with deadline(timeout_s):
-            got = self._follow(url, proxy_url, start, start + timeout_s, read, on_hop)
+            got = self._follow(url, proxy_url, start, start + timeout_s, read, on_hop, jar)
         if isinstance(got, FetchFailure) and time.monotonic() >= start + timeout_s:
             return FetchFailure("timeout", f"no complete answer within {timeout_s:.1f}s")
         return got
 
     def _follow(
-        self, url: str, proxy_url: str | None, start: float, until: float, read: _Read, on_hop: HopCheck | None
-    ) -> FetchResponse | FetchFailure:
+        self,
+        url: str,
+        proxy_url: str | None,
+        start: float,
+        until: float,
+        read: _Read,
+        on_hop: HopCheck | None,
+        jar: RequestsCookieJar | None,
+    ) -> Answer:
         current = url
         for hop in range(MAX_HOPS + 1):
             refused = self._guard(current)
@@ -118,7 +133,7 @@ class RequestsFetcher(Fetcher):
             remaining = until - time.monotonic()
             if remaining <= 0:
                 return FetchFailure("timeout", "no answer within the deadline")
-            resp = self._get(current, proxy_url, remaining)
+            resp = self._get(current, proxy_url, remaining, jar)
             if isinstance(resp, FetchFailure):
                 return resp
             with resp:
@@ -140,18 +155,24 @@ class RequestsFetcher(Fetcher):
             return FetchFailure("dns_error", f"cannot resolve host: {type(e).__name__}", permanent=True)
         return None
 
-    def _get(self, url: str, proxy_url: str | None, remaining: float) -> requests.Response | FetchFailure:
+    def _get(
+        self, url: str, proxy_url: str | None, remaining: float, jar: RequestsCookieJar | None = None
+    ) -> requests.Response | FetchFailure:
         proxies = {"http": proxy_url, "https": proxy_url} if proxy_url else None
         timeout = (min(self.connect_timeout_s, remaining), min(self.read_timeout_s, remaining))
         try:
             headers = _HEADERS_HTTP_VIA_PROXY if proxy_url and url.startswith("http:") else _HEADERS
-            return self.session.get(
-                url, proxies=proxies, allow_redirects=False, stream=True, timeout=timeout, headers=headers
+            resp = self.session.get(
+                url, proxies=proxies, allow_redirects=False, stream=True, timeout=timeout, headers=headers, cookies=jar
             )
         except requests.exceptions.RequestException as e:
             return _failure(e, via_proxy=bool(proxy_url))
         except (ValueError, LocationParseError) as e:  # what a malformed URL raises from deep inside the client
             return FetchFailure("bad_url", f"the URL cannot be fetched: {type(e).__name__}", permanent=True)
+        if jar is not None:
+            for c in resp.cookies:
+                jar.set_cookie(c)  # what this hop set (the client's cookie rules bound it to the host that set it)
+        return resp
 
     def probe(self, proxy_url: str) -> bool:
         parts = urlsplit(proxy_url)

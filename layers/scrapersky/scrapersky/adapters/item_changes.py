@@ -44,6 +44,8 @@ class ItemChange:
     # marks the item with this change: a retry of a write that was applied but whose answer was lost (a
     # timeout, a 500) fails its condition, and the item's mark tells the change was ours after all
     change_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # further parts of the same transaction (a profile target's record, written with its item's end)
+    also: tuple[dict[str, Any], ...] = ()
 
     def item_update(self) -> Update:
         u = Update().set(status=self.to.value, updated_at=self.now, **{bt.CHANGE_MARK: self.change_id}, **self.sets)

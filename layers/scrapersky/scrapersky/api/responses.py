@@ -115,6 +115,7 @@ class BatchView(BaseModel):
     errors: BatchErrors
     rejected_items: int = Field(description="how many items were rejected at creation")
     duplicate_items: int
+    detected: int | None = Field(default=None, description="kind profile only: items whose state is present")
     options: dict[str, Any]
     reason: str | None = Field(default=None, description="why it stopped early: tolerated_failure_exceeded, else null")
     parent_batch_id: str | None = Field(default=None, description="a child batch: the sitemap batch it follows")
@@ -208,6 +209,7 @@ class ProxyView(BaseModel):
     last_used_at: str | None
     consecutive_errors: int
     pace: dict[str, float] = Field(description="host -> requests/s this proxy is paced at")
+    sessions: int = Field(description="open profile sessions (cookie jars) bound to this proxy: a count only")
 
 
 class ProxyList(BaseModel):

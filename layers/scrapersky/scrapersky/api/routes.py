@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from scrapersky.api.resolver import admin_only, deps_of, json_response, openapi_json, tenant_of
 from scrapersky.api.responses import doc
+from scrapersky.api.target_responses import target_doc
 from scrapersky.models import (
     BatchStatus,
     CreateBatchRequest,
@@ -20,7 +21,7 @@ from scrapersky.models import (
     ItemStatus,
     ScrapeRequest,
 )
-from scrapersky.services import admin, batches, scrape, urls
+from scrapersky.services import admin, batches, profile_scrape, scrape, targets, urls
 
 Cursor = Annotated[str | None, Query(max_length=2048)]
 
@@ -92,6 +93,22 @@ def list_urls(
     return json_response(200, urls.list_urls(deps, tenant_of(status_router), batch_id, item, limit, cursor))
 
 
+@status_router.get("/checks/<name>/targets", **target_doc("list_targets"))
+def list_targets(
+    name: str,
+    active: Annotated[bool | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+):
+    deps = deps_of(status_router)
+    return json_response(200, targets.list_targets(deps, tenant_of(status_router), name, active, limit, cursor))
+
+
+@status_router.get("/checks/<name>/targets/<target>", **target_doc("get_target"))
+def get_target(name: str, target: str):
+    return json_response(200, targets.get_target(deps_of(status_router), tenant_of(status_router), name, target))
+
+
 @status_router.get("/health", **doc("health"))
 def health():
     return json_response(200, {"status": "ok"})
@@ -114,6 +131,8 @@ def rotate_webhook_secret():
 
 @scrape_router.post("/scrape", **doc("scrape"))
 def scrape_one(body: Annotated[ScrapeRequest, Body()]):
+    if body.kind == "profile":  # a check: the tenant's session and the target's history
+        return json_response(200, profile_scrape.scrape_check(deps_of(scrape_router), tenant_of(scrape_router), body))
     tenant_of(scrape_router)  # a tenant's key is needed, whichever
     return json_response(200, scrape.scrape(deps_of(scrape_router), body))
 

@@ -113,9 +113,11 @@ class PacingPolicy:
         new = self.capped(pace.after_success(self), host).with_answer_time(self, max(0.0, answered - sent))
         return Learnt(new, pace.reached_at(self, sent, answered) + self.interval(new.rate))
 
-    def after_failure(self, pace: HostPace, sent: float, answered: float) -> Learnt:
-        """A request went out and failed: the pace stays, the next slot still counts from its arrival."""
-        return Learnt(pace, pace.reached_at(self, sent, answered) + self.interval(pace.rate))
+    def after_failure(self, pace: HostPace, sent: float, answered: float, cool_s: float | None = None) -> Learnt:
+        """A request went out and failed: the pace stays, the next slot still counts from its arrival. A block
+        (a profile check refused: that proxy, not the pool, is unwelcome) cools the proxy for `cool_s` too."""
+        next_at = pace.reached_at(self, sent, answered) + self.interval(pace.rate)
+        return Learnt(pace, max(next_at, answered + (cool_s or 0.0)))
 
     def after_refusal(self, pace: HostPace, now: float, retry_after_s: float | None) -> Learnt:
         """The site pushed back: much slower, Retry-After honoured, and the new ceiling shared with the pool

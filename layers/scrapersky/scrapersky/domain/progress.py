@@ -40,6 +40,7 @@ def total(shards: list[ShardCounts]) -> ShardCounts:
         # clamped so a reader never sees the sum invariant broken, whatever order shards were read in
         in_progress=max(0, added("in_progress")),
         retries=added("retries"),
+        detected=added("detected"),
         errors=dict(errors),
         samples=tuple(samples),
         updated_at=max((s.updated_at for s in shards if s.updated_at is not None), default=None),
@@ -82,7 +83,7 @@ def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str,
     throughput, eta = _pace(counts, finished, total, duration, now, status.terminal)
     if status.terminal:
         eta = completed
-    return {
+    view = {
         "batch_id": batch.batch_id,
         "kind": batch.kind,
         "group": batch.group,
@@ -111,6 +112,9 @@ def batch_view(batch: BatchRecord, counts: ShardCounts, now: float) -> dict[str,
         "results_url": None,  # set once the ended batch's export is published (services/batches.py)
         "results_csv_url": None,
     }
+    if batch.kind == "profile":
+        view["detected"] = counts.detected  # items whose state is present
+    return view
 
 
 def _pace(

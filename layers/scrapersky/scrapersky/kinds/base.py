@@ -19,7 +19,8 @@ from scrapersky.domain.host_limits import CrawlDelay
 from scrapersky.domain.outcomes import Outcome
 from scrapersky.domain.targets import NormalisedItems, TargetPolicy
 from scrapersky.models import BatchOptions, WorkMessage
-from scrapersky.ports import Fetcher
+from scrapersky.ports import Fetcher, Lease
+from scrapersky.records import BatchRecord
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class KindProcessor(abc.ABC):
     def unit_of(self, msg: WorkMessage) -> Unit:
         """The unit of work a work message stands for."""
         return Unit(msg.item, msg.timeout_s, msg.max_bytes)
+
+    def unit_for(self, msg: WorkMessage, batch: BatchRecord) -> Unit:
+        """The unit of work a work message of this batch stands for (a kind whose unit needs the batch's options:
+        a profile check's URL)."""
+        return self.unit_of(msg)
+
+    def through(self, unit: Unit, held: Lease) -> Unit:
+        """The unit as it runs through the held lease (a profile check's session is the proxy's)."""
+        return unit
 
     @abc.abstractmethod
     def process(self, unit: Unit, fetcher: Fetcher, proxy_url: str, now: Callable[[], float]) -> Processed:

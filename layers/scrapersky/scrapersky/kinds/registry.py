@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from scrapersky.errors import InvalidInput
 from scrapersky.kinds.base import KindProcessor
 from scrapersky.kinds.page import PageProcessor
+from scrapersky.kinds.profile import ProfileProcessor
 from scrapersky.kinds.sitemap import SitemapProcessor
 
 
@@ -28,4 +29,4 @@ class KindRegistry:
 
 
 def default_registry() -> KindRegistry:
-    return KindRegistry({"page": PageProcessor(), "sitemap": SitemapProcessor()})
+    return KindRegistry({"page": PageProcessor(), "sitemap": SitemapProcessor(), "profile": ProfileProcessor()})

@@ -113,7 +113,7 @@ def proxy_view(rec: ProxyRecord, now: float) -> dict[str, Any]:
 def list_proxies(deps: Deps) -> dict[str, Any]:
     now = deps.clock.now()
     proxies = sorted(deps.pool.list_all(now), key=lambda p: p.proxy_id)
-    return {"proxies": [proxy_view(p, now) for p in proxies]}
+    return {"proxies": [{**proxy_view(p, now), "sessions": deps.sessions.open_count(p.proxy_id, now)} for p in proxies]}
 
 
 def delete_proxy(deps: Deps, proxy_id: str) -> None:

@@ -120,8 +120,12 @@ class ItemClaims:
         if isinstance(claim, ClaimRefused):
             return refused_item(deps, ref, claim, now)
         end = ItemEnd(succeeded=False, item=self.msg.item, error=error, attempt_spent=False)
-        won = record_end(deps, self.batch, ref, owner, end)
+        won = self.record_given_up(owner, end, error)
         return Result(f"failed:{error.code}", metrics={"failed": 1} if won else {})
+
+    def record_given_up(self, owner: str, end: ItemEnd, error: ItemError) -> bool:
+        """Ends the item that waited past max_wait_s (claimed by `owner`)."""
+        return record_end(self.deps, self.batch, self.ref, owner, end)
 
     def cancel(self, owner: str) -> Result:
         """An item of a cancelled batch ends cancelled, also one whose worker crashed (its claim lapsed)."""

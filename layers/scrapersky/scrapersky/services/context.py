@@ -19,6 +19,7 @@ from scrapersky.ports import (
     TenantStore,
     WorkQueue,
 )
+from scrapersky.profile_ports import CheckFetcher, SessionStore, TargetHistory
 from scrapersky.result_ports import ResultStore
 from scrapersky.settings import Settings
 from scrapersky.sitemap_ports import DiscoveredUrls, ItemDocuments
@@ -51,6 +52,9 @@ class Deps:
     results: ResultStore
     events: EventPorts  # the events queue, webhooks, EventBridge, webhook secrets, stopping a batch
     follow: FollowStore  # what options.follow keeps while following a sitemap batch into its child
+    sessions: SessionStore  # the profile kind's cookie jars, per (tenant, proxy, host)
+    targets: TargetHistory  # each profile target's history, written with its item's end
+    check_fetcher: CheckFetcher  # a profile check's fetch, with its session's cookies
     api_calls: CallCounter = field(default_factory=CallCounter)
     kinds: KindRegistry = field(default_factory=default_registry)
 

@@ -10,6 +10,7 @@ from scrapersky.records import BatchRecord, ItemError, ItemRef
 from scrapersky.services import follow
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
+from scrapersky.services.profile_items import dead_letter_checked
 
 CODE = "poison_message"
 NOT_PROCESSED = ItemError(CODE, "the item could not be processed and was moved to the dead-letter queue")
@@ -45,15 +46,20 @@ def _work_item(deps: Deps, batch: BatchRecord, seq: int, data: dict[str, Any]) -
         deps.items.cancel(ref, deps.clock.now())  # cancelled, not a failure
         return "item_cancelled"
     item = rec.item if rec is not None else str(data.get("item") or "")
-    deps.items.fail_from_dead_letter(ref, item, NOT_PROCESSED, deps.clock.now())
+    _fail(deps, batch, ref, item, NOT_PROCESSED)
     return "item_failed"
+
+
+def _fail(deps: Deps, batch: BatchRecord, ref: ItemRef, item: str, error: ItemError) -> None:
+    if deps.items.fail_from_dead_letter(ref, item, error, deps.clock.now()):
+        dead_letter_checked(deps, batch, item, error)  # a profile item's target counts the failure too
 
 
 def _fanout(deps: Deps, batch: BatchRecord, fan: FanoutMessage) -> str:
     if fan.type == "chunk":
         for seq, item in enumerate(fan.items, start=fan.first_seq):
             ref = ItemRef(batch.batch_id, seq, batch.shard_of(seq))
-            deps.items.fail_from_dead_letter(ref, item, NOT_STORED, deps.clock.now())
+            _fail(deps, batch, ref, item, NOT_STORED)
         return "chunk_settled"
     if fan.type == "export":
         return "export_abandoned"
@@ -66,6 +72,6 @@ def _fanout(deps: Deps, batch: BatchRecord, fan: FanoutMessage) -> str:
             if fan.type == "cancel":
                 deps.items.cancel(r.ref, deps.clock.now())
             else:
-                deps.items.fail_from_dead_letter(r.ref, r.item, NOT_DISPATCHED, deps.clock.now())
+                _fail(deps, batch, r.ref, r.item, NOT_DISPATCHED)
         if not cursor:
             return f"{fan.type}_settled"

@@ -64,6 +64,7 @@ def run_leased(deps: Deps, held: Lease, processor: KindProcessor, unit: Unit) ->
     released = False
     try:
         held = wait_for_slot(deps, held)
+        unit = processor.through(unit, held)
         processed = processor.process(unit, deps.fetcher, held.url, deps.clock.now)
         done = deps.clock.now()
         o = processed.outcome

@@ -48,6 +48,9 @@ def run(deps: Deps) -> dict[str, Any]:
     proxies = deps.pool.list_all(now)  # one read of the pool (a scan: admin-side, every 5 minutes)
     report = check_quarantined(deps, proxies=proxies)
     report["sweeps"] = sweeper.sweep(deps)
+    report["expired_sessions"] = sum(  # profile sessions past their end (the table's TTL is slower)
+        deps.sessions.sweep(p.proxy_id, now) for p in proxies
+    )
     restored = set(report["restored"])  # available again as of this run
     states = ["available" if p.proxy_id in restored else proxy_view(p, now)["state"] for p in proxies]
     report["proxies"] = {state: states.count(state) for state in ("available", "cooling", "quarantined")}

@@ -16,6 +16,9 @@ from scrapersky.services.scrape_units import End, Tries, deferral, run_unit, vie
 
 def scrape(deps: Deps, req: ScrapeRequest) -> dict[str, Any]:
     processor = deps.kinds.get(req.kind)
+    if processor.kind == "profile":  # a tenant's check, with its session and history: services/profile_scrape.py
+        message = "POST /scrape runs kind profile through its own use case (the route picks it)"
+        raise InvalidInput(message, [{"field": "kind", "message": message}])
     norm = processor.normalise([req.item], req.options, deps.policy)
     if not norm.accepted:
         bad = norm.rejected[0]

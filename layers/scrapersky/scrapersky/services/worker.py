@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from scrapersky.domain.outcomes import OutcomeKind, full_jitter_backoff
 from scrapersky.errors import NoProxyAvailable
 from scrapersky.kinds.base import KindProcessor, Unit
+from scrapersky.kinds.profile import ProfileProcessor
 from scrapersky.models import BatchStatus, WorkMessage
 from scrapersky.ports import Claim, ClaimRefused, Lease, Release
 from scrapersky.records import BatchRecord, ItemError
@@ -17,6 +18,7 @@ from scrapersky.services import documents, leasing
 from scrapersky.services.claims import ItemClaims, Result, UnitClaims
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
+from scrapersky.services.profile_items import ProfileClaims
 
 MAX_DEFER_S = 900.0
 TIME_GUARD_S = 10.0  # what an invocation keeps beyond a fetch's deadline to record it
@@ -64,7 +66,7 @@ def process(deps: Deps, msg: WorkMessage, cache: InvocationCache, rng: random.Ra
         return result
     if processor.sub_units and msg.unit is None:  # the item's first message: its first unit is sent, no fetch
         return documents.start_item(deps, msg, batch, cache.started)
-    delivery = _Delivery(deps, msg, batch, claims, owner, processor, processor.unit_of(msg), deps.clock.now())
+    delivery = _Delivery(deps, msg, batch, claims, owner, processor, processor.unit_for(msg, batch), deps.clock.now())
     return delivery.run(cache, rng or random.Random())
 
 
@@ -72,6 +74,8 @@ def claims_for(deps: Deps, msg: WorkMessage, batch: BatchRecord, processor: Kind
     """The item is the unit (page), or the message names one unit of an item that spans many (sitemap)."""
     if processor.sub_units:
         return documents.DocumentClaims(deps, msg, batch, processor)
+    if processor.kind == ProfileProcessor.kind:
+        return ProfileClaims(deps, msg, batch, processor)  # its end changes its target's history too
     return ItemClaims(deps, msg, batch, processor)
 
 
