@@ -348,3 +348,41 @@ def test_a_dead_lettered_profile_item_counts_as_a_failed_check_of_its_target_onc
     assert (alice.checks, alice.consecutive_errors, alice.active) == (1, 1, None)
     assert alice.last_error is not None and alice.last_error.code == "poison_message"
     assert batches.get_batch(deps, TENANT, batch_id)["status"] == "failed"
+
+
+def test_a_flip_is_sent_as_an_event_to_the_batch_callback_url_with_a_stable_id():
+    deps = make_deps(proxies=1)
+    site = Site(deps)
+    site.profile("alice")
+    sent: list[Any] = []
+    for on in (False, True):
+        site.stories.clear()
+        if on:
+            site.stories.add("alice")
+        req = CreateBatchRequest(
+            kind="profile", items=["alice"], options={"check": CHECK}, callback_url="https://hooks.example/in"
+        )
+        batch_id = batches.create_batch(deps, TENANT, req)["batch_id"]
+        drain(deps)
+        sent += [m for m, _delay in deps.events.queue.sent if m.event.startswith("target.")]
+        deps.clock.advance(60)
+
+    assert len(sent) == 1  # absent first (no flip from null), then present: one became_active
+    msg = sent[0]
+    assert (msg.event, msg.destinations, msg.callback_url, msg.batch_id) == (
+        "target.became_active",
+        ["webhook"],
+        "https://hooks.example/in",
+        batch_id,
+    )
+    assert msg.body is not None
+    assert {k: msg.body[k] for k in ("event", "check", "target", "previous_state", "state", "batch_id")} == {
+        "event": "target.became_active",
+        "check": "stories",
+        "target": "alice",
+        "previous_state": "absent",
+        "state": "present",
+        "batch_id": batch_id,
+    }
+    assert msg.body["event_id"] == msg.event_id and msg.event_id.startswith("evt_")
+    assert msg.body["at"].endswith("Z")
