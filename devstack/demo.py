@@ -5,7 +5,9 @@ Starts the local stack, a small demo site, a site publishing sitemaps and three 
 progress bar until the batch ends and a summary table; then a sitemap batch discovers every URL the second
 site publishes (robots.txt, an index three levels deep, gzip, feeds, and hostile documents), with its progress,
 its per-document outcome and the URLs found, and follows them into a child page batch (robots.txt obeyed), with
-its progress and a summary of both; and stops what it started.
+its progress and a summary of both; then two profile batches check presence markers on a loopback social site
+through sessions bound to the proxies, with stories flipped between them (`detected`, each item's state, the
+targets' history); and stops what it started.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from scrapersky_client.cli import items_table, out, summary_table, watch
 from scrapersky_client.client import Client
 
+from devstack.profile_demo import demo_site as profile_site
+from devstack.profile_demo import run_profile_demo
 from devstack.proxies import start_proxies
 from devstack.site import Site
 from devstack.sitemap_site import EXPECTED_PATHS, SitemapSite
@@ -69,6 +73,7 @@ def main() -> int:
         out.print(f"results (JSON Lines, no key needed): {results}")
         out.print(f"  or: scrapersky results {created['batch_id']} -o results.jsonl")
         sitemap_demo(client, stack.enter_context(SitemapSite()))
+        run_profile_demo(client, stack.enter_context(profile_site()), admin)
     return 0
 
 

@@ -50,6 +50,14 @@ def list_batches(harness, tenant="t_local"):
             "not valid",
         ),
         (json.dumps({"items": ["x" * 3000]}), 422, "not valid"),
+        # an option another kind reads is refused, not ignored
+        (
+            json.dumps({"items": ["https://e.com/"], "options": {"check": {"url": "https://s.example/{target}"}}}),
+            422,
+            "not valid",
+        ),
+        (json.dumps({"items": ["https://e.com/"], "options": {"sitemap": {"max_depth": 2}}}), 422, "not valid"),
+        (json.dumps({"items": ["alice"], "kind": "profile", "options": {"follow": {"limit": 5}}}), 422, "not valid"),
     ],
 )
 def test_bad_batch_input_gets_a_clear_4xx_and_creates_nothing(harness, raw_body, status, fragment):
@@ -66,6 +74,15 @@ def test_validation_errors_say_which_field(harness):
     )
     assert status == 422
     assert any(d["field"] == "options.max_attempts" for d in body["details"])
+
+
+def test_an_option_of_another_kind_says_which_kind_reads_it(harness):
+    status, body = harness.api(
+        "batches", "POST", "/batches", {"items": ["https://e.com/"], "options": {"sitemap": {"max_depth": 2}}}
+    )
+    assert status == 422
+    assert any("options.sitemap applies to kind 'sitemap' only" in d["message"] for d in body["details"]), body
+    assert list_batches(harness) == []
 
 
 def test_too_many_items_are_refused(harness):

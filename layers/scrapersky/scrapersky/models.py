@@ -90,6 +90,16 @@ class BatchOptions(BaseModel):
     )
 
 
+KIND_OPTIONS = {"sitemap": "sitemap", "follow": "sitemap", "check": "profile"}  # options only one kind reads
+
+
+def options_for_kind(kind: str, options: BatchOptions) -> None:
+    """An option another kind reads is refused (422), not silently ignored: a user who sent it expected an effect."""
+    for name, owner in KIND_OPTIONS.items():
+        if getattr(options, name) is not None and kind != owner:
+            raise ValueError(f"options.{name} applies to kind '{owner}' only, not '{kind}'")
+
+
 class CreateBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -105,6 +115,11 @@ class CreateBatchRequest(BaseModel):
         default=None, description="https URL that gets batch.finished (signed), under the SSRF rules of a target"
     )
 
+    @model_validator(mode="after")
+    def _options_of_its_kind(self) -> CreateBatchRequest:
+        options_for_kind(self.kind, self.options)
+        return self
+
 
 class ScrapeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -112,6 +127,11 @@ class ScrapeRequest(BaseModel):
     kind: Kind = "page"
     item: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ITEM_LENGTH)]
     options: BatchOptions = Field(default_factory=BatchOptions)
+
+    @model_validator(mode="after")
+    def _options_of_its_kind(self) -> ScrapeRequest:
+        options_for_kind(self.kind, self.options)
+        return self
 
 
 class CreateTenantRequest(BaseModel):
