@@ -93,6 +93,7 @@ class Streamed:
     status: int = 200
     hops: tuple[str, ...] = ()
     retry_after: str | None = None
+    cut: FetchFailure | None = None  # the body is fed, then the fetch ends with this failure (e.g. its deadline)
 
 
 Fetched = FetchResponse | FetchFailure | Streamed
@@ -154,6 +155,8 @@ class FakeFetcher(Recorder, Fetcher):
                 fed += len(chunk)
                 if not sink(chunk):
                     break
+        if answer.cut is not None:
+            return answer.cut
         return FetchResponse(answer.status, final, None, fed, 12, retry_after=answer.retry_after)
 
     def _answer(self, url: str, proxy_url: str | None, timeout_s: float, max_bytes: int) -> Fetched:

@@ -244,3 +244,25 @@ def test_bad_follow_and_sitemap_options_are_invalid():
             BatchOptions.model_validate({"follow": bad})
     with pytest.raises(ValueError):
         BatchOptions.model_validate({"sitemap": {"max_documents": 0}})
+
+
+def test_a_document_cut_before_its_end_counts_what_it_stored_so_the_listing_and_the_counts_agree():
+    deps = deps_with_proxies()
+    paths = [f"/p/{i}" for i in range(700)]
+    cut = Streamed(urlset(*paths), cut=failure("timeout"))  # every try reads some of it, then its deadline ends it
+    Site(
+        deps,
+        {"/robots.txt": Streamed(robots("/big.xml", "/ok.xml")), "/big.xml": cut, "/ok.xml": Streamed(urlset("/1"))},
+    )
+    batch = seed(deps)
+
+    run(deps, batch)
+
+    result = result_of(deps, batch)
+    listed, cursor = deps.urls.page(batch.batch_id, range(0, 1), 1000, None)
+    assert cursor is None
+    big = next(s for s in result["sitemaps"] if s["url"].endswith("/big.xml"))
+    assert big["error"]["code"] == "timeout" and big["type"] == "urlset"
+    assert 0 < big["urls"] < 700  # what was stored before the cut (counted in chunks), not nothing
+    assert result["urls_found"] == len(listed) == big["urls"] + 1
+    assert (result["documents_ok"], result["documents_failed"]) == (1, 1)

@@ -101,7 +101,7 @@ class _Read:
         o = classify(fetched, now())
         probe = self.job.plan.role == PROBE
         if o.kind is not OutcomeKind.SUCCESS or not isinstance(fetched, FetchResponse):
-            return Processed(o)  # deferred, retried, or failed: services/documents.py records it
+            return Processed(self._partial(o))  # deferred, retried, or failed: services/documents.py records it
         if fetched.status_code >= 300:  # a redirect without Location: an answer, but no document
             return Processed(
                 Outcome(OutcomeKind.PERMANENT, code=f"http_{fetched.status_code}", http_status=o.http_status)
@@ -114,6 +114,12 @@ class _Read:
         self.count.finish(fetched.status_code, read)
         follow_up = self.job.children(self.children, self.count.depth + 1) if read.type == INDEX else []
         return document(self.count, follow_up)
+
+    def _partial(self, o: Outcome) -> Outcome:
+        """A fetch cut before its end (its deadline, a reset) keeps what its URLs stored so far: if it is the last
+        try, the failed document counts them, so what `/urls` lists is what the item counts."""
+        self.count.type = self.reader.type
+        return replace(o, result={"count": self.count.to_dict(), "release": False})
 
     def _sink(self, chunk: bytes) -> bool:
         return self._take(self.reader.feed(chunk))

@@ -180,9 +180,12 @@ class DocumentClaims:
                 job.keep_robots(plan.url, None, b"")  # no answer after the retries: RFC 9309 says disallow all
             self.deps.queue.send_work(job.next_probe() if plan.role == PROBE else job.first_documents(()))
             return DocumentEnd(None, release=plan.role == PROBE)
-        count = DocumentCount(plan.url, plan.depth)
+        raw = (o.result or {}).get("count")  # what a fetch cut before its end stored (kinds/sitemap.py)
+        count = DocumentCount(plan.url, plan.depth) if raw is None else DocumentCount.from_dict(raw)
+        kept_type = count.type
         message = o.message or o.code or "failed"
         count.finish(o.http_status, None, Failure(o.code or "failed", message))
+        count.type = kept_type
         return DocumentEnd(count)
 
     def give_up(self, owner: str, error: ItemError) -> Result:
