@@ -8,7 +8,6 @@ usage: scrapy_sitemap_run.py <robots_url> <proxies.json> <timeout_s> <urls.txt> 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -17,9 +16,10 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.spiders import SitemapSpider
 
 
-def rss_kb() -> int:
+def status_kb(field: str) -> int:
+    """VmRSS now, or VmHWM: this process's peak RSS (ru_maxrss would count the parent's, from before the exec)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -54,14 +54,14 @@ def main() -> None:
         "CLOSESPIDER_TIMEOUT": timeout,
         "TELNETCONSOLE_ENABLED": False,
     }
-    idle = rss_kb()
+    idle = status_kb("VmRSS")
     started = time.time()
     process = CrawlerProcess(settings)
     process.crawl(Discovery)
     process.start()
     elapsed = time.time() - started
     Path(sys.argv[4]).write_text("\n".join(found) + "\n")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status_kb("VmHWM")
     figures = {"elapsed_s": elapsed, "urls_listed": len(found), "documents_parsed": len(sitemaps), "idle_kb": idle}
     Path(sys.argv[5]).write_text(json.dumps({**figures, "peak_kb": peak}))
 

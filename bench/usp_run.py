@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -32,23 +31,24 @@ class RotatingClient(RequestsWebClient):
         return super().get(url)
 
 
-def rss_kb() -> int:
+def status_kb(field: str) -> int:
+    """VmRSS now, or VmHWM: this process's peak RSS (ru_maxrss would count the parent's, from before the exec)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
 def main() -> None:
     root, proxies = sys.argv[1], json.loads(Path(sys.argv[2]).read_text())
-    idle = rss_kb()
+    idle = status_kb("VmRSS")
     client = RotatingClient(proxies)
     started = time.time()
     tree = sitemap_tree_for_homepage(root, web_client=client)
     urls = [page.url for page in tree.all_pages()]
     elapsed = time.time() - started
     Path(sys.argv[3]).write_text("\n".join(urls) + "\n")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+    peak = status_kb("VmHWM")
     figures = {"elapsed_s": elapsed, "urls_listed": len(urls), "requests": client.requests, "idle_kb": idle}
     Path(sys.argv[4]).write_text(json.dumps({**figures, "peak_kb": peak}))
 
