@@ -96,12 +96,9 @@ def test_the_target_record_is_written_with_the_item_end_and_counted_detected(sto
 
 
 def _detected(stores: Stores, batch: BatchRecord) -> int:
-    got = stores.ddb.query(  # the batch's counter shards, whatever their keys: the rows holding `detected`
-        TableName="batches",
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": bt.batch_pk(batch.batch_id)}},
-    )
-    return sum(int(i["detected"]["N"]) for i in got["Items"] if "detected" in i)
+    full = stores.batches.get_with_counts(batch.batch_id)  # the batch's counter shards, as the status read sums them
+    assert full is not None
+    return sum(s.detected for s in full[1])
 
 
 def test_a_redelivered_end_changes_neither_the_item_nor_the_record(stores: Stores):
@@ -120,7 +117,7 @@ def test_an_older_result_counts_but_never_rolls_the_state_back(stores: Stores):
     batch = profile_batch(stores, ["alice", "alice2"])
     stores.ddb.update_item(  # the second item checks the same target
         TableName="batches",
-        Key={"pk": {"S": bt.batch_pk(batch.batch_id)}, "sk": {"S": bt.item_sk(1)}},
+        Key=bt.item_key(batch.batch_id, 1),
         UpdateExpression="SET #i = :a",
         ExpressionAttributeNames={"#i": "item"},
         ExpressionAttributeValues={":a": {"S": "alice"}},

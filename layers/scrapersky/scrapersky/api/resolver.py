@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from scrapersky.errors import Forbidden, NoProxyAvailable, ScraperSkyError
+from scrapersky.errors import Forbidden, InvalidCursor, NoProxyAvailable, ScraperSkyError
 from scrapersky.observability import logger
 from scrapersky.services.context import Deps
 
@@ -63,6 +63,11 @@ def make_resolver(*routers: Router) -> APIGatewayRestResolver:
         if exc.details:
             body["details"] = exc.details
         return json_response(exc.status_code, body)
+
+    @app.exception_handler(InvalidCursor)
+    def _bad_cursor(exc: InvalidCursor) -> Response:  # for every listing route, whether its service maps it or not
+        message = str(exc) or "cursor is not valid"
+        return json_response(422, {"message": message, "details": [{"field": "cursor", "message": message}]})
 
     @app.not_found
     def _not_found(exc: NotFoundError) -> Response:
