@@ -213,6 +213,7 @@ def main() -> None:
             usage, elapsed = run.run_kind(submit, args.timeout)
             lines += cost_model.report(kind, usage, elapsed)
             figures[kind] = cost_model.summary(usage)
+    log(f"the handlers' call records are in {run.calls_dir}, ministack's log in {run.dir}")
     print(f"cost report: local stack (ministack), template architecture {arch}; prices {AS_OF} (bench/prices.py)")
     print("\n".join(lines))
     print(json.dumps({**figures, "architecture": arch, "prices_as_of": AS_OF}), flush=True)
