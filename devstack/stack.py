@@ -5,7 +5,8 @@ Docker) with the very template.yaml built by `sam build`, seeded tenants, and th
 
 Environment: SCRAPERSKY_HOST / SCRAPERSKY_PORT (API, default 127.0.0.1:3000), SCRAPERSKY_API_KEY /
 SCRAPERSKY_ADMIN_KEY (seeded keys), SCRAPERSKY_MINISTACK_PORT (default: a free port),
-SCRAPERSKY_WORKER_CONCURRENCY (default 4).
+SCRAPERSKY_WORKER_CONCURRENCY (default 4). A cost run (bench/cost.py) sets SCRAPERSKY_COST_LOG in handler_env: then
+devstack/costhook counts the handlers' AWS calls (see its sitecustomize.py); unset, nothing of it is loaded.
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ class LocalStack:
                 **self.handler_env,
             }
         )
+        if self.handler_env.get("SCRAPERSKY_COST_LOG"):  # opt-in: the handler processes inherit this path
+            env["PYTHONPATH"] = str(ROOT / "devstack" / "costhook")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         logfile = open(self.state_dir / "ministack.log", "w")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
