@@ -3,15 +3,21 @@ sweep's query finds only marked batches created before its bound, and the create
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
+import time
 
 import boto3
 import pytest
 from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_sweeps import DynamoSweeps
+from scrapersky.domain import events as ev
 from scrapersky.models import ACTIVE_BATCH, BatchStatus
+from scrapersky.ports import Clock
 from scrapersky.records import BatchRecord
+from scrapersky.services import sweeper
 from scrapersky.services.batches import new_batch_id
 
 NOW = 1_900_000_000.0
@@ -98,3 +104,36 @@ def test_the_sweep_query_is_bounded_by_its_limit_oldest_first(stores):
     for b in made:
         assert batches.end(b.batch_id, BatchStatus.COMPLETED, NOW + 500, ACTIVE_BATCH)
     assert sweeps.after_end_pending(made[-1].created_at + 300, 2) == [b.batch_id for b in made[:2]]
+
+
+class Later(Clock):
+    """The real clock, moved on: the sweep runs as it would minutes after the crash."""
+
+    def __init__(self, by_s: float) -> None:
+        self.by_s = by_s
+
+    def now(self) -> float:
+        return time.time() + self.by_s
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def test_a_cancel_that_died_after_its_end_write_is_sent_again_by_the_sweep_on_moto(harness):
+    status, created = harness.api("batches", "POST", "/batches", {"items": ["https://a.example/1"]})
+    assert status == 201, created
+    batch_id = created["batch_id"]
+    harness.sqs.purge_queue(QueueUrl=harness.urls["FanoutQueue"])  # its chunk: not needed here
+    # the cancel's end write, then its invocation died before sending anything
+    assert harness.deps.batches.end(batch_id, BatchStatus.CANCELLED, time.time(), ACTIVE_BATCH)
+    assert harness.receive("EventsQueue") == []
+
+    assert sweeper.sweep(harness.deps)["after_end"] == []  # just now: its own caller may still be sending
+    later = dataclasses.replace(harness.deps, clock=Later(sweeper.AFTER_END_S + 60))
+    assert sweeper.sweep(later)["after_end"] == [batch_id]
+
+    [event] = [json.loads(m["Body"]) for m in harness.receive("EventsQueue")]
+    assert (event["event"], event["event_id"]) == ("batch.finished", ev.event_id("batch.finished", batch_id))
+    fanned = [json.loads(m["Body"]) for m in harness.receive("FanoutQueue")]
+    assert [(m["type"], m["batch_id"]) for m in fanned] == [("cancel", batch_id)]  # its last page exports
+    assert sweeper.sweep(later)["after_end"] == []  # cleared: sent once
