@@ -65,6 +65,7 @@ class FakeBatchStore(Recorder, BatchStore):
         self.tokens: dict[tuple[str, str], str] = {}  # (tenant, client token) -> batch id
         self.locks: dict[tuple[str, str], str] = {}  # (tenant, group) -> the running batch
         self.waiting: dict[tuple[str, str], set[str]] = {}  # (tenant, group) -> batches queued behind the lock
+        self.after_end: set[str] = set()  # ended batches whose after-end messages may not be sent
         self._cursors = Cursors()
 
     # ---- port ---------------------------------------------------------------------------------------------
@@ -110,7 +111,15 @@ class FakeBatchStore(Recorder, BatchStore):
 
     @recorded
     def end(self, batch_id: str, status: BatchStatus, now: float, from_status: tuple[BatchStatus, ...]) -> bool:
-        return self._move(batch_id, from_status, status, now, completed_at=now)
+        if not self._move(batch_id, from_status, status, now, completed_at=now):
+            return False
+        if self.batches[batch_id].fanout_sent:  # one mark at a time, as the store's `unsent`: "U" stays first
+            self.after_end.add(batch_id)
+        return True
+
+    @recorded
+    def after_end_sent(self, batch_id: str) -> None:
+        self.after_end.discard(batch_id)
 
     @recorded
     def mark_fanout_sent(self, batch_id: str) -> None:

@@ -31,6 +31,11 @@ class FakeSweeps(Recorder, Sweeps):
         return found[:limit]
 
     @recorded
+    def after_end_pending(self, created_before: float, limit: int) -> list[str]:
+        marked = (self.batches.batches[b] for b in self.batches.after_end)
+        return sorted(b.batch_id for b in marked if b.created_at < created_before)[:limit]
+
+    @recorded
     def group_locks(self) -> list[GroupLock]:
         # a lock row stays when it is released (only `running` goes): every group ever locked or waited on
         groups = set(self.batches.locks) | set(self.batches.waiting)

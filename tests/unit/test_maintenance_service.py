@@ -90,4 +90,4 @@ def test_the_scheduled_run_reports_the_pools_gauges_and_what_it_swept():
     deps.pool.proxy("p_2").next_check_at = deps.clock.now() + 3600  # not due: stays quarantined
     report = run(deps)
     assert report["proxies"] == {"available": 2, "cooling": 0, "quarantined": 1}
-    assert report["sweeps"] == {"redriven": [], "released": [], "started": []}
+    assert report["sweeps"] == {"redriven": [], "after_end": [], "released": [], "started": []}

@@ -72,6 +72,6 @@ def test_a_live_batch_keeps_its_lock_and_its_line_waits():
     first = create(deps, urls(1), group="nightly")["batch_id"]
     second = create(deps, urls(1, host="b.test"), group="nightly")["batch_id"]
     report = sweeper.sweep(deps)
-    assert report == {"redriven": [], "released": [], "started": []}
+    assert report == {"redriven": [], "after_end": [], "released": [], "started": []}
     assert (status(deps, first), status(deps, second)) == ("pending", "queued")
     assert deps.batches.locks[TENANT, "nightly"] == first

@@ -101,6 +101,10 @@ class BatchStore(abc.ABC):
         """Turns the batch terminal (completed_at = now) if it is in from_status; False otherwise."""
 
     @abc.abstractmethod
+    def after_end_sent(self, batch_id: str) -> None:
+        """The messages that follow its end are sent: clears the mark `end` set (the sweeper re-sends them)."""
+
+    @abc.abstractmethod
     def mark_fanout_sent(self, batch_id: str) -> None:
         """Every fan-out chunk of the batch is on the queue (a replayed create need not send them again)."""
 
@@ -190,6 +194,10 @@ class Sweeps(abc.ABC):
     @abc.abstractmethod
     def unsent(self, created_before: float, limit: int) -> list[str]:
         """Batches created before then whose chunks are not all on the fan-out queue (oldest first)."""
+
+    @abc.abstractmethod
+    def after_end_pending(self, created_before: float, limit: int) -> list[str]:
+        """Batches created before then that ended and whose after-end messages may not be sent (oldest first)."""
 
     @abc.abstractmethod
     def group_locks(self) -> list[GroupLock]:

@@ -9,7 +9,8 @@ Keys (pk, sk):
   G#<tenant>#<group>  L          the group lock (running = batch id)
   K#<tenant>#<token>  T          a client token -> batch id
 Batches queued behind a busy group carry gwpk/gwsk (sparse GSI group_wait) until they start; batches whose
-chunks are not all sent carry `unsent` (sparse GSI unsent); group locks carry `grp` (sparse GSI groups).
+chunks are not all sent carry `unsent` = U (sparse GSI unsent), ended batches whose after-end messages are
+not all sent `unsent` = E (same index); group locks carry `grp` (sparse GSI groups).
 
 Why blocks: a batch may hold up to MAX_STORED_ITEMS (1,000,000) items. In one partition key all their writes
 (put, claim, finish: several WCU per item) would share one partition's 1,000 WCU/s, and a partition key
@@ -46,7 +47,8 @@ ITEM_SK = re.compile(r"I#([0-9]{7})")  # an item's sort key as item_sk writes it
 SHARD_PREFIX = "C#"
 CHUNK_PREFIX = "F#"
 CHUNK_PARTITIONS = 16  # the keys a batch's fan-out chunk rows are spread over
-UNSENT = "unsent"  # sparse index (and its key): the batch's chunks are not all on the fan-out queue yet
+UNSENT = "unsent"  # sparse index (and its key): the batch's chunks are not all on the fan-out queue yet ("U")
+AFTER_END = "E"  # unsent's other value: the batch ended, its after-end messages may not all be sent yet
 GROUPS_INDEX, GROUPS = "groups", "grp"  # sparse index of group lock rows, and its key
 ERROR_COUNTER = "e_"  # failed items by final error code: e_<code> on the counter shard
 FINISHED = "finished"  # every terminal change counts here too, so a guard can tell the shard's last item

@@ -199,7 +199,13 @@ class DynamoBatchStore(BatchStore):
     def end(self, batch_id: str, status: BatchStatus, now: float, from_status: tuple[BatchStatus, ...]) -> bool:
         # a queued batch may end (cancel): it must leave its group's waiting line too
         u = Update().set(completed_at=now).remove("gwpk", "gwsk")
+        # with the end, atomically: its after-end messages are pending (a "U" mark stays: its redrive comes first)
+        u.set_expr(bt.UNSENT, "if_not_exists(#unsent, :e)", e=bt.AFTER_END)
         return self._move(batch_id, status, from_status, now, u)
+
+    def after_end_sent(self, batch_id: str) -> None:
+        u = Update().remove(bt.UNSENT).when("#unsent = :e", e=bt.AFTER_END)
+        conditional(self.ddb.update_item, TableName=self.table, Key=bt.meta_key(batch_id), **u.kwargs())
 
     def _move(
         self, batch_id: str, to: BatchStatus, from_status: tuple[BatchStatus, ...], now: float, u: Update

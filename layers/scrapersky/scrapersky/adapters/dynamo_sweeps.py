@@ -1,5 +1,6 @@
 """Sweeps on the batches table: the fan-out chunks kept for re-sending, and the sparse indexes the maintenance
-reads (`unsent`: batches whose chunks are not all sent; `groups`: group lock rows). See batch_table.py."""
+reads (`unsent`: batches whose chunks are not all sent, or ended ones whose after-end messages may not be;
+`groups`: group lock rows). See batch_table.py."""
 
 from __future__ import annotations
 
@@ -58,9 +59,15 @@ class DynamoSweeps(Sweeps):
         return sorted(found, key=lambda chunk: chunk[0])
 
     def unsent(self, created_before: float, limit: int) -> list[str]:
+        return self._marked("U", created_before, limit)
+
+    def after_end_pending(self, created_before: float, limit: int) -> list[str]:
+        return self._marked(bt.AFTER_END, created_before, limit)
+
+    def _marked(self, mark: str, created_before: float, limit: int) -> list[str]:
         # batch ids sort by creation time (their first 12 hex digits are the creation in ms)
         bound = f"b_{int(created_before * 1000):012x}"
-        kwargs = bt.query_kwargs(self.table, "unsent = {u} AND gsi1sk < {b}", {"u": "U", "b": bound})
+        kwargs = bt.query_kwargs(self.table, "unsent = {u} AND gsi1sk < {b}", {"u": mark, "b": bound})
         page = self.ddb.query(**kwargs, IndexName=bt.UNSENT, Limit=limit)
         return [str((de_item(i) or {})["gsi1sk"]) for i in page.get("Items", [])]
 

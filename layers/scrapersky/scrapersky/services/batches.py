@@ -14,7 +14,7 @@ from scrapersky.errors import Conflict, InvalidCursor, InvalidInput, NotFound
 from scrapersky.models import BATCH_ID, BatchStatus, CreateBatchRequest, FanoutMessage, ItemStatus, ItemView
 from scrapersky.records import BatchRecord, ItemRecord
 from scrapersky.services.context import Deps
-from scrapersky.services.lifecycle import batch_ended, dispatch, start_next_in_group
+from scrapersky.services.lifecycle import after_end, dispatch, start_next_in_group
 
 MAX_LISTED_REJECTIONS = 100
 CHUNK_BYTES = 200_000  # a chunk message's items, as JSON bytes: well under SQS's message limit
@@ -158,8 +158,7 @@ def cancel_batch(deps: Deps, tenant_id: str, batch_id: str) -> dict[str, Any]:
     if not deps.batches.end(batch_id, BatchStatus.CANCELLED, deps.clock.now(), CANCELLABLE):
         current = deps.batches.get(batch_id) or batch
         raise Conflict(f"batch {batch_id} already ended ({current.status.value})")
-    batch_ended(deps, batch)
-    deps.queue.send_fanout([FanoutMessage(type="cancel", batch_id=batch_id, tenant_id=tenant_id)])
+    after_end(deps, batch, cancel=True)
     return {"batch_id": batch_id, "status": BatchStatus.CANCELLED.value}
 
 

@@ -24,10 +24,21 @@ def finish_if_done(deps: Deps, batch_id: str) -> BatchStatus | None:
         return None  # its URLs are being followed into the child batch: the follow's last step ends it
     final = tolerance.final_status(deps, batch, total(shards), final)  # failed past its tolerated failures
     if deps.batches.end(batch_id, final, deps.clock.now(), ACTIVE_BATCH):
-        batch_ended(deps, batch)
-        request_export(deps, batch)
+        after_end(deps, batch, cancel=False)
         return final
     return None
+
+
+def after_end(deps: Deps, batch: BatchRecord, cancel: bool) -> None:
+    """What follows the end write of a batch: batch.finished and the group's hand-over, then the cancel fan-out
+    (whose last page requests the export) or the export itself; then the end's mark is cleared. A crash before
+    the clear leaves the mark, and the sweeper sends them all again (services/sweeper.py): each is idempotent."""
+    batch_ended(deps, batch)
+    if cancel:
+        deps.queue.send_fanout([FanoutMessage(type="cancel", batch_id=batch.batch_id, tenant_id=batch.tenant_id)])
+    else:
+        request_export(deps, batch)
+    deps.batches.after_end_sent(batch.batch_id)
 
 
 def _following(deps: Deps, batch: BatchRecord) -> bool:
