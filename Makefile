@@ -21,7 +21,7 @@ help:
 	@echo "make test     - lint, template checks, unit, integration (moto) and end-to-end tests"
 	@echo "make local    - run the local stack in the foreground (API on http://127.0.0.1:3000)"
 	@echo "make build    - sam build;  make validate - sam validate --lint;  make deploy - sam deploy --guided"
-	@echo "make bench    - benchmarks (not tests): vs Scrapy on a rate-limiting site, leasing, create latency"
+	@echo "make bench    - benchmarks (not tests): vs Scrapy on a rate-limiting site, leasing, create latency, profile checks"
 	@echo "make chaos    - a 2,000-item batch while workers are killed, 5% of AWS calls fail, messages are duplicated"
 
 $(VENV)/.installed: requirements-dev.txt layers/scrapersky/requirements.txt pyproject.toml
@@ -83,6 +83,7 @@ bench: venv build .venv-bench/.installed
 	$(BIN)/python -m bench.rate_limits --proxies 4 --rate 2 --pages 200
 	$(BIN)/python -m bench.leases --workers 20 --proxies 20
 	$(BIN)/python -m bench.create_latency --items 10000 --runs 3
+	$(BIN)/python -m bench.profiles --targets 1000
 
 # a run that prints figures, not a test (its short version, tests/e2e/test_chaos.py, is in `make test`)
 chaos: venv build
