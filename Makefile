@@ -21,7 +21,7 @@ help:
 	@echo "make test     - lint, template checks, unit, integration (moto) and end-to-end tests"
 	@echo "make local    - run the local stack in the foreground (API on http://127.0.0.1:3000)"
 	@echo "make build    - sam build;  make validate - sam validate --lint;  make deploy - sam deploy --guided"
-	@echo "make bench    - benchmarks (not tests): vs Scrapy on a rate-limiting site, leasing, create latency, sitemap discovery, AWS cost per item"
+	@echo "make bench    - benchmarks (not tests): vs Scrapy on a rate-limiting site, leasing, create latency, sitemap discovery, AWS cost per item, profile checks"
 	@echo "make chaos    - a 2,000-item batch while workers are killed, 5% of AWS calls fail, messages are duplicated"
 
 $(VENV)/.installed: requirements-dev.txt layers/scrapersky/requirements.txt pyproject.toml
@@ -85,6 +85,7 @@ bench: venv build .venv-bench/.installed
 	$(BIN)/python -m bench.create_latency --items 10000 --runs 3
 	$(BIN)/python -m bench.discovery --urls 50000 --per-doc 2500  # the 1,000,000-URL run cannot end locally yet (README)
 	$(BIN)/python -m bench.cost --items 1000
+	$(BIN)/python -m bench.profiles --targets 1000
 
 # a run that prints figures, not a test (its short version, tests/e2e/test_chaos.py, is in `make test`)
 chaos: venv build

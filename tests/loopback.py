@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -26,13 +27,16 @@ def site() -> Iterator[Site]:
 
 class WebhookReceiver:
     """A real HTTP receiver on loopback: answers each POST with the next scripted status (then 200) and keeps
-    what it got (raw body and headers), as a tenant's webhook endpoint would see it."""
+    what it got (raw body and headers), as a tenant's webhook endpoint would see it. With `fail_first_of_each`,
+    the first delivery of each event (by the body's event_id) is answered that status instead, later ones 200."""
 
-    def __init__(self, script: list[int] | None = None) -> None:
+    def __init__(self, script: list[int] | None = None, fail_first_of_each: int | None = None) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.script = list(script or [])
+        self.fail_first_of_each = fail_first_of_each
+        self.seen_ids: set[str] = set()
         self.got: list[tuple[bytes, dict[str, str], int]] = []  # (raw body, headers, status answered)
         self.lock = threading.Lock()
         receiver = self
@@ -44,7 +48,7 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
-                    status = receiver.script.pop(0) if receiver.script else 200
+                    status = receiver.next_status(raw)
                     receiver.got.append((raw, dict(self.headers.items()), status))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -52,6 +56,20 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def next_status(self, raw: bytes) -> int:
+        """The status for this delivery (called under the lock)."""
+        if self.fail_first_of_each is not None:
+            event_id = str(json.loads(raw).get("event_id"))
+            first = event_id not in self.seen_ids
+            self.seen_ids.add(event_id)
+            return self.fail_first_of_each if first else 200
+        return self.script.pop(0) if self.script else 200
+
+    def events(self) -> list[tuple[dict, bytes, dict[str, str], int]]:
+        """What it got, parsed: (body, raw body, headers, status answered), in arrival order."""
+        with self.lock:
+            return [(json.loads(raw), raw, headers, status) for raw, headers, status in self.got]
 
     @property
     def url(self) -> str:

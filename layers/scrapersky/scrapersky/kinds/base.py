@@ -46,6 +46,7 @@ class Processed:
     outcome: Outcome
     follow_up: tuple[WorkMessage, ...] = ()
     crawl_delay: CrawlDelay | None = None  # a robots.txt was read: the host's Crawl-delay for us (services/leasing)
+    sent_at: float | None = None  # the unit sent the host more than one request: when the last one left (pacing)
 
 
 class KindProcessor(abc.ABC):

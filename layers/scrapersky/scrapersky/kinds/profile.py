@@ -62,6 +62,8 @@ class CheckJob:
     sessions: SessionStore | None = None
     fetcher: CheckFetcher | None = None
     proxy_id: str | None = None
+    pace_gap_s: float = 0.0  # the proxy's interval for the host: a warm-up and its check are two paced requests
+    sleep: Callable[[float], None] | None = None
 
 
 class ProfileProcessor(KindProcessor):
@@ -85,12 +87,13 @@ class ProfileProcessor(KindProcessor):
         return Unit(target_url(spec, msg.item), msg.timeout_s, msg.max_bytes, job=job)
 
     def through(self, unit: Unit, held: Lease) -> Unit:
-        return replace(unit, job=replace(unit.job, proxy_id=held.proxy_id))
+        gap = 1.0 / held.pace.rate if held.pace is not None and held.pace.rate > 0 else 0.0
+        return replace(unit, job=replace(unit.job, proxy_id=held.proxy_id, pace_gap_s=gap))
 
     def process(self, unit: Unit, fetcher: Fetcher, proxy_url: str, now: Callable[[], float]) -> Processed:
         job: CheckJob = unit.job
         check = _Check(unit, job, proxy_url, now)
-        return Processed(check.run())
+        return Processed(check.run(), sent_at=check.sent_at)
 
     def render(self, result: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if result is None else {k: v for k, v in result.items() if k != CHECKED_AT}
@@ -113,6 +116,7 @@ class _Check:
         self.proxy_url, self.now = proxy_url, now
         self.key = SessionKey(job.tenant_id, job.proxy_id, unit.host)
         self.deadline = now() + unit.timeout_s
+        self.sent_at: float | None = None  # set when a warm-up went first: when the profile request left
 
     def run(self) -> Outcome:
         session = self._session()
@@ -148,7 +152,15 @@ class _Check:
             if refused is not None:
                 return refused
             cookies = got.cookies
+            self._space_after_warmup()
         return Session(cookies, 0, now, now + self.spec.session.max_age_s)
+
+    def _space_after_warmup(self) -> None:
+        """The warm-up took the lease's paced slot: the profile request waits one interval of the proxy's pace (a
+        site counts both; back to back, the second was a 429 that taught the pool a pace below the site's)."""
+        if self.job.sleep is not None and self.job.pace_gap_s > 0:
+            self.job.sleep(min(self.job.pace_gap_s, max(0.0, self.deadline - self.now() - 1.0)))
+        self.sent_at = self.now()
 
     def _keep(self, session: Session) -> None:
         if session.usable(self.now(), self.spec.session.max_uses):

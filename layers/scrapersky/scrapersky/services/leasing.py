@@ -67,6 +67,8 @@ def run_leased(deps: Deps, held: Lease, processor: KindProcessor, unit: Unit) ->
         unit = processor.through(unit, held)
         processed = processor.process(unit, deps.fetcher, held.url, deps.clock.now)
         done = deps.clock.now()
+        if processed.sent_at is not None:  # the pace counts from the unit's last request (a check after its warm-up)
+            held = replace(held, start_at=processed.sent_at)
         o = processed.outcome
         deps.pool.release(held, done, _RELEASE.get(o.kind, Release.FAILED), o.retry_after_s, o.proxy_fault)
         released = True

@@ -65,7 +65,9 @@ class ProfileClaims(ItemClaims):
         self.key = TargetKey(self.batch.tenant_id, check_spec(self.batch.options).name, self.msg.item)
 
     def bind(self, owner: str, unit: Unit) -> Unit:
-        return replace(unit, job=replace(unit.job, sessions=self.deps.sessions, fetcher=self.deps.check_fetcher))
+        deps = self.deps
+        job = replace(unit.job, sessions=deps.sessions, fetcher=deps.check_fetcher, sleep=deps.clock.sleep)
+        return replace(unit, job=job)
 
     def finish(self, owner: str, o: Outcome, metrics: dict[str, float]) -> Result:
         now = self.deps.clock.now()
