@@ -50,8 +50,11 @@ venv: $(VENV)/.installed .venv-sam/.installed .venv-ministack/.installed
 	.venv-bench/bin/python -m pip install -q -r requirements-bench.txt
 	@touch $@
 
+# Lambda's /opt and /var/task are read-only: without bytecode in the build every cold start compiles the layer
+# (~2x its import time). Compiled by the runtime's Python 3.12; unchecked-hash, as a zip keeps no usable mtimes.
 build: .venv-sam/.installed
 	$(SAM_ENV) $(SAM) build
+	$(PY312) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build >/dev/null
 
 validate: .venv-sam/.installed
 	$(SAM_ENV) $(SAM) validate --lint
