@@ -39,6 +39,7 @@ def test_an_api_function_loads_its_resolver_but_not_the_batch_processor(handler)
     modules = loaded(handler)
     assert "scrapersky.api.resolver" in modules
     assert not modules & (BATCH | PARSERS)
+    assert "aws_lambda_powertools.event_handler.openapi.models" not in modules  # GET /openapi.json loads them
 
 
 def test_the_authorizer_and_maintenance_load_neither():
