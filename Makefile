@@ -86,6 +86,7 @@ bench: venv build .venv-bench/.installed
 	$(BIN)/python -m bench.rate_limits --proxies 4 --rate 2 --pages 200
 	$(BIN)/python -m bench.leases --workers 20 --proxies 20
 	$(BIN)/python -m bench.create_latency --items 10000 --runs 3
+	$(BIN)/python -m bench.cold_start --runs 7
 
 # a run that prints figures, not a test (its short version, tests/e2e/test_chaos.py, is in `make test`)
 chaos: venv build
