@@ -250,7 +250,7 @@ class LocalStack:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for path in sorted(folder.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
+                if path.is_file():  # with the bytecode `make build` compiled (as `sam deploy` ships it)
                     z.write(path, path.relative_to(folder))
         data = buf.getvalue()
         key = f"code/{hashlib.sha256(data).hexdigest()[:24]}.zip"

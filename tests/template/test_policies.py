@@ -152,12 +152,16 @@ def roots_of(function: str) -> set[Node]:
     entry = MODULES["scrapersky.entrypoints"]
     if handler in entry.functions:
         return {(entry.name, handler)}
-    assign = next(
-        n
+    if handler == "authorizer_handler":  # built by _authorizer
+        return {(entry.name, "_authorizer")}
+    tables = {  # the handler tables entrypoints.__getattr__ builds from: handler -> (names it serves, ...)
+        t.id: ast.literal_eval(n.value)
         for n in entry.tree.body
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == handler for t in n.targets)
-    )
-    args = {a.id for a in assign.value.args if isinstance(a, ast.Name)}  # type: ignore[attr-defined]
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and t.id.endswith("_HANDLERS")
+    }
+    args = set(tables["HTTP_HANDLERS"].get(handler, ())) | {tables["SQS_HANDLERS"].get(handler, ("",))[0]}
     roots = {(entry.name, a) for a in args if a in entry.functions}
     routes = MODULES["scrapersky.api.routes"]
     for name, fn in routes.functions.items():

@@ -1,6 +1,9 @@
 """Lambda entry points assembled once: Powertools decorators around the use cases, deps from the root.
 
 Each functions/<name>/app.py imports the one it serves, so handlers stay a line and the wiring is tested here.
+A handler is built when its function imports it (PEP 562 `__getattr__`, from the tables below), at cold start as
+before, but importing only what that function serves: the worker never loads the API's resolver and OpenAPI
+models, an HTTP function never the SQS batch processor (bench.cold_start measures it).
 """
 
 from __future__ import annotations
@@ -9,33 +12,58 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerRequestEvent,
-    APIGatewayAuthorizerResponse,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from scrapersky import bootstrap
-from scrapersky.api.body import json_by_default, unreadable_body
-from scrapersky.api.resolver import make_resolver
-from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router, tenant_router
 from scrapersky.heartbeat import Heartbeat, HeartbeatQueue
-from scrapersky.models import EventMessage, FanoutMessage, WorkMessage
 from scrapersky.observability import logger, metrics, tracer
-from scrapersky.services import admin, dead_letters, event_delivery, fanout, maintenance, worker
 from scrapersky.services.context import Deps
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+
+# handler -> what it serves; each is built by `__getattr__` when its function's app.py imports it
+HTTP_HANDLERS = {  # handler -> its routers in scrapersky.api.routes
+    "batches_handler": ("batches_router", "tenant_router"),  # the tenant's own routes: any tenant's key
+    "status_handler": ("status_router",),
+    "scrape_handler": ("scrape_router",),
+    "admin_handler": ("admin_router",),
+}
+SQS_HANDLERS = {  # handler -> (its record handler below, whether the records' visibility is kept up)
+    "worker_handler": ("_work_records", True),
+    "fanout_handler": ("_fanout_records", False),
+    "dead_letter_handler": ("_dead_letter_records", False),
+    "events_handler": ("_event_records", False),
+}
+
+
+def __getattr__(name: str) -> Handler:
+    if name in HTTP_HANDLERS:
+        from scrapersky.api import routes
+
+        handler = http_handler(*(getattr(routes, r) for r in HTTP_HANDLERS[name]))
+    elif name in SQS_HANDLERS:
+        records, heartbeat = SQS_HANDLERS[name]
+        handler = _sqs_handler(globals()[records], heartbeat=heartbeat)
+    elif name == "authorizer_handler":
+        handler = _authorizer()
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = handler  # built once per container
+    return handler
 
 
 def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.deps) -> Handler:
+    from aws_lambda_powertools.logging import correlation_paths
+
+    from scrapersky.api.body import json_by_default, unreadable_body
+    from scrapersky.api.resolver import make_resolver
+
     app = make_resolver(*routers)
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -55,17 +83,13 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
     return handler
 
 
-batches_handler = http_handler(batches_router, tenant_router)  # the tenant's own routes: any tenant's key
-status_handler = http_handler(status_router)
-scrape_handler = http_handler(scrape_router)
-admin_handler = http_handler(admin_router)
-
-
 def _sqs_handler(
     record_handler_factory: Callable[[Deps], Callable[[SQSRecord], Any]],
     deps_factory: Callable[[], Deps] = bootstrap.deps,
     heartbeat: bool = False,
 ) -> Handler:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     @logger.inject_lambda_context(clear_state=True)
@@ -116,6 +140,9 @@ def _pool_stat(deps: Deps, name: str) -> int:
 
 
 def _work_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    from scrapersky.models import WorkMessage
+    from scrapersky.services import worker
+
     cache = worker.InvocationCache()
 
     def on_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
@@ -161,6 +188,9 @@ def _emit(values: dict[str, float]) -> None:
 
 
 def _fanout_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    from scrapersky.models import FanoutMessage
+    from scrapersky.services import fanout
+
     def on_record(record: SQSRecord) -> str:
         msg = FanoutMessage.model_validate_json(record.body)
         logger.append_keys(batch_id=msg.batch_id, tenant_id=msg.tenant_id)
@@ -170,6 +200,8 @@ def _fanout_records(deps: Deps) -> Callable[[SQSRecord], Any]:
 
 
 def _dead_letter_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    from scrapersky.services import dead_letters
+
     def on_record(record: SQSRecord) -> str:
         outcome = dead_letters.handle(deps, record.body)
         logger.warning("dead letter settled", extra={"outcome": outcome, "message_id": record.message_id})
@@ -180,6 +212,9 @@ def _dead_letter_records(deps: Deps) -> Callable[[SQSRecord], Any]:
 
 
 def _event_records(deps: Deps) -> Callable[[SQSRecord], Any]:
+    from scrapersky.models import EventMessage
+    from scrapersky.services import event_delivery
+
     def on_record(record: SQSRecord) -> str:
         msg = EventMessage.model_validate_json(record.body)
         logger.append_keys(batch_id=msg.batch_id, tenant_id=msg.tenant_id, event_id=msg.event_id)
@@ -192,33 +227,41 @@ def _event_records(deps: Deps) -> Callable[[SQSRecord], Any]:
     return on_record
 
 
-worker_handler = _sqs_handler(_work_records, heartbeat=True)
-fanout_handler = _sqs_handler(_fanout_records)
-dead_letter_handler = _sqs_handler(_dead_letter_records)
-events_handler = _sqs_handler(_event_records)
-
-
-@event_source(data_class=APIGatewayAuthorizerRequestEvent)
-def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
-    who = admin.authenticate(bootstrap.deps(), event.headers.get("Authorization") or event.headers.get("authorization"))
-    if who is None:
-        raise Exception("Unauthorized")  # API Gateway answers 401 {"message": "Unauthorized"}
-    arn = event.parsed_arn
-    policy = APIGatewayAuthorizerResponse(
-        principal_id=who.tenant_id,
-        region=arn.region,
-        aws_account_id=arn.aws_account_id,
-        api_id=arn.api_id,
-        stage=arn.stage,
-        context={"tenant_id": who.tenant_id, "role": who.role},
+def _authorizer() -> Handler:
+    from aws_lambda_powertools.utilities.data_classes import event_source
+    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+        APIGatewayAuthorizerRequestEvent,
+        APIGatewayAuthorizerResponse,
     )
-    policy.allow_all_routes()  # the result is cached per key, so it must hold for every route
-    return policy.asdict()
+
+    from scrapersky.services import admin
+
+    @event_source(data_class=APIGatewayAuthorizerRequestEvent)
+    def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+        header = event.headers.get("Authorization") or event.headers.get("authorization")
+        who = admin.authenticate(bootstrap.deps(), header)
+        if who is None:
+            raise Exception("Unauthorized")  # API Gateway answers 401 {"message": "Unauthorized"}
+        arn = event.parsed_arn
+        policy = APIGatewayAuthorizerResponse(
+            principal_id=who.tenant_id,
+            region=arn.region,
+            aws_account_id=arn.aws_account_id,
+            api_id=arn.api_id,
+            stage=arn.stage,
+            context={"tenant_id": who.tenant_id, "role": who.role},
+        )
+        policy.allow_all_routes()  # the result is cached per key, so it must hold for every route
+        return policy.asdict()
+
+    return authorizer_handler
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from scrapersky.services import maintenance
+
     deps = bootstrap.deps()
     report = maintenance.run(deps)
     for state, count in report["proxies"].items():

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from scrapersky.api.doc_model import DocModel
 
 
-class CreatedProxy(BaseModel):
+class CreatedProxy(DocModel):
     proxy_id: str
     endpoint: str = Field(description="masked: no credentials")
 
 
-class ProxyView(BaseModel):
+class ProxyView(DocModel):
     proxy_id: str
     endpoint: str | None
     labels: dict[str, str]
@@ -28,18 +30,18 @@ class ProxyView(BaseModel):
     sessions: int = Field(description="open profile sessions (cookie jars) bound to this proxy: a count only")
 
 
-class ProxyList(BaseModel):
+class ProxyList(DocModel):
     proxies: list[ProxyView]
 
 
-class HostProxyPace(BaseModel):
+class HostProxyPace(DocModel):
     rate: float | None
     ceiling: float | None
     answer_s: float | None
     next_at: str | None
 
 
-class HostView(BaseModel):
+class HostView(DocModel):
     host: str
     rate: float | None = Field(description="configured start rate per proxy (requests/s)")
     max_rate: float | None = Field(description="configured hard cap per proxy (requests/s)")
@@ -60,5 +62,5 @@ class HostView(BaseModel):
     proxies: dict[str, HostProxyPace]
 
 
-class HostList(BaseModel):
+class HostList(DocModel):
     hosts: list[HostView]

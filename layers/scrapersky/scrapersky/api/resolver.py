@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from scrapersky.errors import Forbidden, InvalidCursor, NoProxyAvailable, ScraperSkyError
 from scrapersky.observability import logger
@@ -117,6 +116,8 @@ def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
 
 @cache
 def openapi_json() -> str:
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer  # GET /openapi.json only
+
     from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router, tenant_router
 
     app = make_resolver(batches_router, tenant_router, status_router, scrape_router, admin_router)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from scrapersky.api.doc_model import DocModel
 from scrapersky.api.pool_responses import CreatedProxy, HostList, HostView, ProxyList
 from scrapersky.models import BatchStatus, ItemView, RejectedItem
 
@@ -18,7 +19,7 @@ JSON = "application/json"
 
 
 # ---- errors -------------------------------------------------------------------------------------------------
-class ErrorDetail(BaseModel):
+class ErrorDetail(DocModel):
     """One reason a request was refused: a field and its problem, or an item and why it was rejected."""
 
     field: str | None = Field(default=None, description="dotted path of the field, e.g. options.max_attempts")
@@ -28,7 +29,7 @@ class ErrorDetail(BaseModel):
     reason: str | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(DocModel):
     """Every 4xx/5xx answer."""
 
     message: str = Field(description="human readable")
@@ -42,7 +43,7 @@ class BusyBody(ErrorBody):
 
 
 # ---- batches ------------------------------------------------------------------------------------------------
-class CreatedBatch(BaseModel):
+class CreatedBatch(DocModel):
     batch_id: str
     status: Literal["pending", "queued"] = Field(description="queued: start=false, or its group is busy")
     status_url: str
@@ -54,29 +55,29 @@ class CreatedBatch(BaseModel):
     estimated_completion_time: str
 
 
-class StartedBatch(BaseModel):
+class StartedBatch(DocModel):
     batch_id: str
     status: Literal["pending"]
 
 
-class CancelledBatch(BaseModel):
+class CancelledBatch(DocModel):
     batch_id: str
     status: Literal["cancelled"]
 
 
-class ErrorSample(BaseModel):
+class ErrorSample(DocModel):
     item: str
     code: str
     message: str
     at: str
 
 
-class BatchErrors(BaseModel):
+class BatchErrors(DocModel):
     by_code: dict[str, int] = Field(description="failed items by their final error code")
     sample: list[ErrorSample]
 
 
-class FollowView(BaseModel):
+class FollowView(DocModel):
     """How a sitemap batch's URLs were followed into its child (exact once `state` is `done`)."""
 
     state: Literal["following", "done", "failed", "cancelled"] = Field(
@@ -91,7 +92,7 @@ class FollowView(BaseModel):
     error: str | None = Field(default=None, description="why following failed (state failed)")
 
 
-class BatchView(BaseModel):
+class BatchView(DocModel):
     """Progress of one batch, read in O(1) whatever its size."""
 
     batch_id: str
@@ -136,17 +137,17 @@ class BatchView(BaseModel):
     results_csv_url: str | None = Field(description="the same results as CSV with a header row")
 
 
-class BatchList(BaseModel):
+class BatchList(DocModel):
     batches: list[BatchView]
     next_cursor: str | None
 
 
-class ItemList(BaseModel):
+class ItemList(DocModel):
     items: list[ItemView]
     next_cursor: str | None
 
 
-class DiscoveredUrlView(BaseModel):
+class DiscoveredUrlView(DocModel):
     url: str
     lastmod: str | None = Field(description="ISO 8601; YYYY and YYYY-MM as written; null when absent or unparseable")
     changefreq: str | None = Field(description="one of the seven sitemap values, or null")
@@ -155,7 +156,7 @@ class DiscoveredUrlView(BaseModel):
     item: str = Field(description="the batch item (domain or sitemap URL) whose discovery found it")
 
 
-class UrlList(BaseModel):
+class UrlList(DocModel):
     """The URLs a sitemap batch discovered, unique per item, in a stable order (item by item)."""
 
     urls: list[DiscoveredUrlView]
@@ -174,7 +175,7 @@ class ScrapedItem(ItemView):
     )
 
 
-class CreatedTenant(BaseModel):
+class CreatedTenant(DocModel):
     tenant_id: str
     name: str
     role: Literal["tenant", "admin"]
@@ -182,17 +183,17 @@ class CreatedTenant(BaseModel):
     webhook_secret: str = Field(description="signs the tenant's webhooks (X-ScraperSky-Signature); rotate it")
 
 
-class TenantView(BaseModel):
+class TenantView(DocModel):
     tenant_id: str
     name: str
     webhook_secret: str | None = Field(description="masked: at most its last 4 characters")
 
 
-class RotatedSecret(BaseModel):
+class RotatedSecret(DocModel):
     webhook_secret: str = Field(description="the new secret: every webhook try from now on is signed with it")
 
 
-class Health(BaseModel):
+class Health(DocModel):
     status: Literal["ok"]
 
 

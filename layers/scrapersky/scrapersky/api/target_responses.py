@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from scrapersky.api.responses import AUTH, responses
+from scrapersky.api.responses import AUTH, DocModel, responses
 
 
-class TargetErrorView(BaseModel):
+class TargetErrorView(DocModel):
     code: str
     message: str
     at: str | None
 
 
-class TargetView(BaseModel):
+class TargetView(DocModel):
     """One target's history under one check."""
 
     target: str
@@ -32,7 +32,7 @@ class TargetView(BaseModel):
     last_batch_id: str | None
 
 
-class TargetList(BaseModel):
+class TargetList(DocModel):
     targets: list[TargetView]
     next_cursor: str | None = Field(description="null at the end; a page may be short and still have one")
 

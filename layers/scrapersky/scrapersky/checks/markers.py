@@ -12,11 +12,12 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import re2
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationInfo, field_validator, model_validator
-from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+
+if TYPE_CHECKING:  # re2 and selectolax load when a profile check first needs them (a cold start of any other kind
+    from selectolax.lexbor import LexborHTMLParser  # does not pay for them)
 
 from scrapersky.checks.pointer import parse_pointer, resolve
 
@@ -37,6 +38,8 @@ class NotJson(ValueError):
 @functools.lru_cache(maxsize=256)
 def compile_regex(pattern: str) -> Any:
     """The RE2 program for `pattern` (cached: every check of a batch runs the same one). Raises ValueError."""
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # RE2 would print every refused pattern to stderr
     try:
@@ -47,6 +50,8 @@ def compile_regex(pattern: str) -> Any:
 
 def check_selector(selector: str) -> None:
     """Raises ValueError when Lexbor cannot parse `selector`."""
+    from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+
     try:
         LexborHTMLParser("").css_first(selector)
     except SelectolaxError:
@@ -101,6 +106,8 @@ class Document:
 
     @functools.cached_property
     def html(self) -> LexborHTMLParser:
+        from selectolax.lexbor import LexborHTMLParser
+
         return LexborHTMLParser(self.text)
 
     @functools.cached_property

@@ -15,15 +15,35 @@ One document, one unit of work::
     tally.merge(doc)
 """
 
-from scrapersky.sitemaps.discovery import RobotsFile, holds_sitemap, probe_urls, robots_url, site_root
-from scrapersky.sitemaps.documents import DocumentsRead, Plan, plan_documents
-from scrapersky.sitemaps.entries import Entry
-from scrapersky.sitemaps.faults import DOCUMENT_CODES, NO_SITEMAP, Failure
-from scrapersky.sitemaps.inflate import MAX_DOCUMENT_BYTES
-from scrapersky.sitemaps.markup import ATOM, INDEX, RSS, TEXT, URLSET
-from scrapersky.sitemaps.options import FollowOptions, SitemapOptions
-from scrapersky.sitemaps.reader import DocumentRead, SitemapReader
-from scrapersky.sitemaps.tally import DocumentCount, EntryCounter, ItemTally, ListedUrls, UrlLedger, site_host
+from typing import TYPE_CHECKING
+
+from scrapersky.lazy import exports
+
+if TYPE_CHECKING:
+    from scrapersky.sitemaps.discovery import RobotsFile, holds_sitemap, probe_urls, robots_url, site_root
+    from scrapersky.sitemaps.documents import DocumentsRead, Plan, plan_documents
+    from scrapersky.sitemaps.entries import Entry
+    from scrapersky.sitemaps.faults import DOCUMENT_CODES, NO_SITEMAP, Failure
+    from scrapersky.sitemaps.inflate import MAX_DOCUMENT_BYTES
+    from scrapersky.sitemaps.markup import ATOM, INDEX, RSS, TEXT, URLSET
+    from scrapersky.sitemaps.options import FollowOptions, SitemapOptions
+    from scrapersky.sitemaps.reader import DocumentRead, SitemapReader
+    from scrapersky.sitemaps.tally import DocumentCount, EntryCounter, ItemTally, ListedUrls, UrlLedger, site_host
+
+__getattr__ = exports(
+    globals(),
+    {
+        "discovery": ("RobotsFile", "holds_sitemap", "probe_urls", "robots_url", "site_root"),
+        "documents": ("DocumentsRead", "Plan", "plan_documents"),
+        "entries": ("Entry",),
+        "faults": ("DOCUMENT_CODES", "NO_SITEMAP", "Failure"),
+        "inflate": ("MAX_DOCUMENT_BYTES",),
+        "markup": ("ATOM", "INDEX", "RSS", "TEXT", "URLSET"),
+        "options": ("FollowOptions", "SitemapOptions"),
+        "reader": ("DocumentRead", "SitemapReader"),
+        "tally": ("DocumentCount", "EntryCounter", "ItemTally", "ListedUrls", "UrlLedger", "site_host"),
+    },
+)
 
 __all__ = [
     "ATOM",

@@ -8,15 +8,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
-
-from protego import Protego
 
 from scrapersky.domain.agent import USER_AGENT
 from scrapersky.domain.host_limits import CrawlDelay
 from scrapersky.sitemaps.entries import http_url
 from scrapersky.sitemaps.markup import TEXT
 from scrapersky.sitemaps.reader import DocumentRead
+
+if TYPE_CHECKING:
+    from protego import Protego
 
 MAX_ROBOTS_BYTES = 512_000  # RFC 9309: a crawler must read at least 500 KiB; what is past it is not parsed
 PROBE_PATHS = ("/sitemap.xml", "/sitemap_index.xml")
@@ -73,6 +75,8 @@ class RobotsFile:
     @classmethod
     def parse(cls, url: str, body: bytes) -> RobotsFile:
         text = body[:MAX_ROBOTS_BYTES].decode("utf-8-sig", errors="replace")
+        from protego import Protego  # loaded by the sitemap kind only
+
         parser = Protego.parse(text)
         return cls(url, parser, sitemaps=_unique_http(parser.sitemaps, url))
 

@@ -10,9 +10,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from xml.sax import SAXParseException
 
-from defusedxml.common import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-from defusedxml.expatreader import DefusedExpatParser
-
 from scrapersky.sitemaps.entries import MAX_URL_LENGTH, Entry, http_url
 from scrapersky.sitemaps.faults import (
     MALFORMED_XML,
@@ -90,6 +87,8 @@ class _XmlBody:
     def __init__(self, url: str) -> None:
         self._entries: list[Entry] = []
         self._handler = SitemapHandler(url, self._entries.append)
+        from defusedxml.expatreader import DefusedExpatParser  # loaded by the sitemap kind only
+
         self._parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
         self._parser.setContentHandler(self._handler)
         self.doctype: str | None = None
@@ -116,6 +115,8 @@ class _XmlBody:
 
     def _step(self, step: Callable[..., None], *args: bytes) -> list[Entry]:
         """Runs one parser step; a fault is kept in `fault` so the entries parsed before it are still handed on."""
+        from defusedxml.common import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+
         try:
             step(*args)
         except DocumentFault as fault:
