@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from scrapersky.api.doc_model import DocModel
 from scrapersky.api.pool_responses import CreatedProxy, HostList, HostView, ProxyList
