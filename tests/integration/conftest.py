@@ -240,6 +240,12 @@ def moto_aws(monkeypatch) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
+def ddb(moto_aws) -> Any:
+    """A DynamoDB client on moto, its tables exactly as template.yaml declares them."""
+    return boto3.client("dynamodb", region_name="us-east-1")
+
+
+@pytest.fixture
 def harness(moto_aws) -> Iterator[Harness]:
     urls = moto_aws
     settings = Settings(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 
-import boto3
 import pytest
 from scrapersky.adapters import batch_table as bt
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
@@ -32,11 +31,6 @@ class Calls:
 
     def _seen(self, model, **_kwargs) -> None:
         self.names.append(model.name)
-
-
-@pytest.fixture
-def ddb(moto_aws):
-    return boto3.client("dynamodb", region_name="us-east-1")
 
 
 def made(ddb, total: int, shards: int = 3, block: int = BLOCK) -> tuple[BatchRecord, DynamoItemStore]:

@@ -7,31 +7,15 @@ from __future__ import annotations
 import base64
 import random
 import zlib
-from collections.abc import Iterator
 
-import boto3
-import pytest
-from moto import mock_aws
 from scrapersky.adapters.dynamo_batches import DynamoBatchStore
 from scrapersky.adapters.dynamo_follow import DynamoFollowStore
 from scrapersky.follow_ports import MAX_KEPT_RULES, KeptRobots
 from scrapersky.models import BatchStatus
 from scrapersky.records import BatchRecord
 
-from tests.integration.conftest import _create_from_template
-
 NOW = 1_900_000_000.0
 B = "b_00000000000000000001"
-
-
-@pytest.fixture
-def ddb(monkeypatch) -> Iterator[object]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        _create_from_template("us-east-1")
-        yield boto3.client("dynamodb", region_name="us-east-1")
 
 
 def test_a_url_is_claimed_once_per_batch_and_a_redelivered_claim_finds_its_own(ddb):

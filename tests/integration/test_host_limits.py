@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
 from scrapersky.adapters.dynamo_proxies import DynamoProxyPool
@@ -20,11 +19,6 @@ from tests.integration.test_proxy_pool import Meter
 
 NOW = 1_900_000_000.0
 HOST = "polite.example"
-
-
-@pytest.fixture
-def ddb(moto_aws) -> object:
-    return boto3.client("dynamodb", region_name="us-east-1")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 
-import boto3
 import pytest
 from scrapersky.adapters.ddb import ser_item
 from scrapersky.adapters.dynamo_hosts import DynamoHostBook
@@ -20,12 +19,6 @@ from devstack.cfn_yaml import load_template
 from tests.conftest import ROOT
 
 NOW = 1_900_000_000.0
-
-
-@pytest.fixture
-def ddb(moto_aws) -> object:
-    """moto's DynamoDB with the proxies table exactly as template.yaml declares it (the moto_aws fixture)."""
-    return boto3.client("dynamodb", region_name="us-east-1")
 
 
 @pytest.fixture

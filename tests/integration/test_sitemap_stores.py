@@ -3,11 +3,7 @@ its discovered URLs (unique per item, paged exactly across partitions)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
 from scrapersky.adapters.dynamo_urls import BUCKETS, DynamoDiscoveredUrls
 from scrapersky.errors import InvalidCursor
@@ -15,21 +11,9 @@ from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.sitemap_ports import ROBOTS, DiscoveredUrl, DocRef, DocumentEnd, DocumentPlan, Planned
 from scrapersky.sitemaps import DocumentCount, Failure
 
-from tests.integration.conftest import _create_from_template
-
 NOW = 1_900_000_000.0
 B = "b_00000000000000000001"
 ROBOTS_URL = "https://s.test/robots.txt"
-
-
-@pytest.fixture
-def ddb(monkeypatch) -> Iterator[object]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        _create_from_template("us-east-1")
-        yield boto3.client("dynamodb", region_name="us-east-1")
 
 
 def ref(url: str, seq: int = 0) -> DocRef:
