@@ -17,8 +17,10 @@ import html
 import secrets
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
+
+from devstack.serving import get_server
 
 PROFILE = '<!doctype html><html><body><div id="profile"><h1>{name}</h1>{ring}</div></body></html>'
 RING = '<span class="story-ring">story of {name}</span>'
@@ -52,18 +54,7 @@ class SocialSite:
         self._lock = threading.Lock()
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                site.handle(self)
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server, self.thread = get_server(site.handle, host, port)
 
     @property
     def base_url(self) -> str:
