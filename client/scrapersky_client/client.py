@@ -90,24 +90,14 @@ class Client:
         )
 
     def items(self, batch_id: str, status: str | None = None, page_size: int = 500) -> Iterator[dict[str, Any]]:
-        cursor = None
-        while True:
-            page = self.items_page(batch_id, status, page_size, cursor)
-            yield from page["items"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        return _each(lambda cursor: self.items_page(batch_id, status, page_size, cursor), "items")
 
     def urls(self, batch_id: str, item: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """The URLs a sitemap batch discovered, page by page (GET /batches/{id}/urls)."""
-        cursor = None
-        while True:
-            params = {"item": item, "limit": page_size, "cursor": cursor}
-            page = self._call("GET", f"/batches/{batch_id}/urls", params=params)
-            yield from page["urls"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        path = f"/batches/{batch_id}/urls"
+        return _each(
+            lambda cursor: self._call("GET", path, params={"item": item, "limit": page_size, "cursor": cursor}), "urls"
+        )
 
     def wait(
         self,
@@ -137,13 +127,7 @@ class Client:
 
     def targets(self, check: str, active: bool | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Each target's history under a profile check, ordered by target (GET /checks/{name}/targets)."""
-        cursor = None
-        while True:
-            page = self.targets_page(check, active, page_size, cursor)
-            yield from page["targets"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        return _each(lambda cursor: self.targets_page(check, active, page_size, cursor), "targets")
 
     def target(self, check: str, target: str) -> dict[str, Any]:
         return self._call("GET", f"/checks/{quote(check, safe='')}/targets/{quote(target, safe='')}")
@@ -210,3 +194,14 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
+
+
+def _each(page_of: Callable[[str | None], dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
+    """Every entry of a cursor-paged listing, page after page until `next_cursor` is null."""
+    cursor = None
+    while True:
+        page = page_of(cursor)
+        yield from page[key]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
