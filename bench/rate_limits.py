@@ -20,6 +20,7 @@ from typing import Any
 
 from scrapersky_client import ApiError, Client
 
+from bench.process_watch import ProcessWatch
 from devstack.proxies import ProxyServer, free_port, start_proxies
 from devstack.site import Site
 from devstack.stack import ROOT, LocalStack, aws_client, log
@@ -120,7 +121,7 @@ def run_scrapersky(
     stack: LocalStack,
     site: Site,
     proxies: list[ProxyServer],
-    pages: int,
+    pages: int | list[str],
     capacity: float,
     timeout: float,
     known_rate: float | None = None,
@@ -137,15 +138,19 @@ def run_scrapersky(
     for p in proxies:
         admin.add_proxy(p.url)
     client = Client(stack.api_url, stack.api_key)
+    urls = pages if isinstance(pages, list) else [f"{site.base_url}/limited/{i}" for i in range(pages)]
+    pages = len(urls)
+    watch = ProcessWatch(stack).start()
     since = int(time.time() * 1000)
     started = time.time()
-    created = client.submit([f"{site.base_url}/limited/{i}" for i in range(pages)], options={"max_attempts": 3})
+    created = client.submit(urls, options={"max_attempts": 3})
     try:
         final = client.wait(created["batch_id"], timeout=timeout, interval=0.2)
     except TimeoutError:
         client.cancel(created["batch_id"])
         final = client.status(created["batch_id"])
     figures = site_figures(site, started, time.time(), pages, capacity)
+    figures["processes_online"] = watch.stop(started)
     time.sleep(3)  # let the last EMF lines reach the log store
     trouble: list[str] = []
     emf = emf_sum(
@@ -165,10 +170,31 @@ def run_scrapersky(
         learnt_pace=paces,
         admitted_per_proxy=per_proxy,
         deliveries_per_item=round(emf["MessagesHandled"] / pages, 2),
+        first_admitted_s=round(min(t for t, _ in figures["admissions"]), 2) if figures["admissions"] else None,
         deferrals=int(emf["ItemsDeferred"]),
         log_trouble=sorted(trouble)[:20],
     )
     return figures
+
+
+COLD = "ScraperSky, cold stack"
+
+
+def run_cold(args: argparse.Namespace, escalate: bool, capacity: float) -> dict[str, Any]:
+    """A user's first batch on a stack just started (`make local`, no warm-up), on the site of issue 10: burst 2,
+    `--cold-pages` pages and `--cold-missing` that the site does not have (404s, counted by its limiter too)."""
+    proxies = start_proxies(args.proxies)
+    try:
+        with (
+            Site(rate=args.rate, burst=args.cold_burst, escalate=escalate, think_s=args.think) as site,
+            LocalStack(api_port=free_port(), worker_concurrency=args.workers) as stack,
+        ):
+            urls = [f"{site.base_url}/limited/{i}" for i in range(args.cold_pages)]
+            urls += [f"{site.base_url}/limited/missing-{i}" for i in range(args.cold_missing)]
+            return run_scrapersky(stack, site, proxies, urls, capacity, args.timeout)
+    finally:
+        for p in proxies:
+            p.stop()
 
 
 def run_scrapy(
@@ -206,7 +232,69 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def systems_for(stack: LocalStack, args: argparse.Namespace, capacity: float) -> list[tuple[str, Callable[..., Any]]]:
+    systems: list[tuple[str, Callable[[Site, list[ProxyServer]], dict[str, Any]]]] = [
+        ("ScraperSky", lambda site, px: run_scrapersky(stack, site, px, args.pages, capacity, args.timeout)),
+        (
+            "ScraperSky, limit configured",
+            lambda site, px: run_scrapersky(stack, site, px, args.pages, capacity, args.timeout, args.rate),
+        ),
+    ]
+    if not args.skip_scrapy:
+        systems += [
+            (
+                "Scrapy+rotating" + ("+AutoThrottle" if at else ""),
+                lambda site, px, at=at: run_scrapy(site, px, args.pages, capacity, at, args.timeout),
+            )
+            for at in (False, True)
+        ]
+    return [(n, r) for n, r in systems if args.only in n]
+
+
+def run_warm(stack: LocalStack, args: argparse.Namespace, behaviour: str, capacity: float) -> dict[str, Any]:
+    rows: dict[str, dict[str, Any]] = {}
+    for name, run in systems_for(stack, args, capacity):
+        proxies = start_proxies(args.proxies)
+        try:
+            with Site(rate=args.rate, burst=1.0, escalate=behaviour == "escalating", think_s=args.think) as site:
+                log(f"{behaviour}: running {name}")
+                rows[name] = run(site, proxies)
+        finally:
+            for p in proxies:
+                p.stop()
+        log(f"{behaviour}: {name}: " + json.dumps({k: v for k, v in rows[name].items() if k not in SERIES})[:3000])
+    return rows
+
+
+def report_site(args: argparse.Namespace, behaviour: str, rows: dict[str, dict[str, Any]]) -> None:
+    capacity = args.proxies * args.rate
+    series = {
+        "pages": args.pages,
+        "capacity_per_s": capacity,
+        "systems": {n: {k: r[k] for k in SERIES} for n, r in rows.items()},
+    }
+    (OUT / f"series-{behaviour}.json").write_text(json.dumps(series))
+    png = OUT / f"rate_limits_{behaviour}.png"
+    subprocess.run(
+        [
+            str(BENCH_PY),
+            str(ROOT / "bench" / "plot.py"),
+            str(OUT / f"series-{behaviour}.json"),
+            str(png),
+            f"{args.pages} pages, {args.proxies} proxies x {args.rate:g}/s, {behaviour} site",
+        ],
+        check=True,
+    )
+    print(
+        f"\n### {behaviour} site: P={args.proxies}, R={args.rate:g}/s, N={args.pages} (capacity {capacity:g} pages/s)"
+    )
+    print(f"({COLD}: the first batch after the stack started, N={args.cold_pages}+{args.cold_missing} missing,")
+    print(f"burst {args.cold_burst:g})\n")
+    print(table(rows), flush=True)
+    print(f"\nplot: {png}")
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--proxies", type=int, default=4)
     ap.add_argument("--rate", type=float, default=2.0)
@@ -217,67 +305,33 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only the systems whose name contains this")
     ap.add_argument("--think", type=float, default=0.0, help="seconds the site takes to answer an admitted page")
     ap.add_argument("--workers", type=int, default=4, help="the worker's MaximumConcurrency on the local stack")
-    args = ap.parse_args()
+    ap.add_argument("--cold-pages", type=int, default=120, help="pages of the cold stack's first batch")
+    ap.add_argument("--cold-missing", type=int, default=3, help="pages the site does not have, in that batch")
+    ap.add_argument("--cold-burst", type=float, default=2.0, help="the site's burst in the cold row")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     capacity = args.proxies * args.rate
     OUT.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"proxies": args.proxies, "rate": args.rate, "pages": args.pages, "runs": {}}
-    with LocalStack(api_port=free_port(), worker_concurrency=args.workers) as stack:
-        warm_up(stack, args.workers)
-        for behaviour in args.behaviours.split(","):
-            escalate = behaviour == "escalating"
-            rows: dict[str, dict[str, Any]] = {}
-            systems: list[tuple[str, Callable[[Site, list[ProxyServer]], dict[str, Any]]]] = [
-                ("ScraperSky", lambda site, px: run_scrapersky(stack, site, px, args.pages, capacity, args.timeout)),
-                (
-                    "ScraperSky, limit configured",
-                    lambda site, px: run_scrapersky(stack, site, px, args.pages, capacity, args.timeout, args.rate),
-                ),
-            ]
-            if not args.skip_scrapy:
-                systems += [
-                    (
-                        "Scrapy+rotating" + ("+AutoThrottle" if at else ""),
-                        lambda site, px, at=at: run_scrapy(site, px, args.pages, capacity, at, args.timeout),
-                    )
-                    for at in (False, True)
-                ]
-            for name, run in [(n, r) for n, r in systems if args.only in n]:
-                proxies = start_proxies(args.proxies)
-                try:
-                    with Site(rate=args.rate, burst=1.0, escalate=escalate, think_s=args.think) as site:
-                        log(f"{behaviour}: running {name}")
-                        rows[name] = run(site, proxies)
-                finally:
-                    for p in proxies:
-                        p.stop()
-                log(
-                    f"{behaviour}: {name}: "
-                    + json.dumps({k: v for k, v in rows[name].items() if k not in SERIES})[:3000]
-                )
-            report["runs"][behaviour] = {n: {k: v for k, v in r.items() if k not in SERIES} for n, r in rows.items()}
-            series = {
-                "pages": args.pages,
-                "capacity_per_s": capacity,
-                "systems": {n: {k: r[k] for k in SERIES} for n, r in rows.items()},
-            }
-            (OUT / f"series-{behaviour}.json").write_text(json.dumps(series))
-            png = OUT / f"rate_limits_{behaviour}.png"
-            subprocess.run(
-                [
-                    str(BENCH_PY),
-                    str(ROOT / "bench" / "plot.py"),
-                    str(OUT / f"series-{behaviour}.json"),
-                    str(png),
-                    f"{args.pages} pages, {args.proxies} proxies x {args.rate:g}/s, {behaviour} site",
-                ],
-                check=True,
-            )
-            print(
-                f"\n### {behaviour} site: P={args.proxies}, R={args.rate:g}/s, N={args.pages} "
-                f"(capacity {capacity:g} pages/s)\n"
-            )
-            print(table(rows), flush=True)
-            print(f"\nplot: {png}")
+    behaviours = args.behaviours.split(",")
+    rows: dict[str, dict[str, Any]] = {b: {} for b in behaviours}
+    for behaviour in behaviours if args.only in COLD else ():  # each on a stack of its own, before any other
+        log(f"{behaviour}: running {COLD}")
+        rows[behaviour][COLD] = run_cold(args, behaviour == "escalating", capacity)
+        log(f"{behaviour}: {COLD}: " + json.dumps({k: v for k, v in rows[behaviour][COLD].items() if k not in SERIES}))
+    if any(args.only in n for n in ("ScraperSky", "ScraperSky, limit configured", "Scrapy+rotating+AutoThrottle")):
+        with LocalStack(api_port=free_port(), worker_concurrency=args.workers) as stack:
+            warm_up(stack, args.workers)
+            for behaviour in behaviours:
+                rows[behaviour].update(run_warm(stack, args, behaviour, capacity))
+    for behaviour in behaviours:
+        report["runs"][behaviour] = {
+            n: {k: v for k, v in r.items() if k not in SERIES} for n, r in rows[behaviour].items()
+        }
+        report_site(args, behaviour, rows[behaviour])
     (OUT / "rate_limits.json").write_text(json.dumps(report, indent=1))
 
 

@@ -124,7 +124,11 @@ class Site:
         self.stats.by_client[client] += 1
         if self.think_s and kind == "limited":
             time.sleep(self.think_s)
-        if kind in ("page", "limited", "index"):
+        if kind == "limited" and len(parts) > 1 and parts[1].startswith("missing"):
+            # a page the site does not have: it still counts against the client's budget, as every request does
+            self._record_admission(path, now, client)
+            self._send(req, 404, "<html><head><title>Not found</title></head><body>nope</body></html>")
+        elif kind in ("page", "limited", "index"):
             n = html.escape(parts[1] if len(parts) > 1 else "0")
             body = (
                 f"<!doctype html><html><head><title>Demo page {n}</title>"
@@ -133,10 +137,11 @@ class Site:
                 f"<body><h1>Heading {n}</h1><p>{'lorem ipsum ' * 20}</p></body></html>"
             )
             self.stats.served[kind] += 1
-            self.stats.ok_times.append(now)
             if kind == "limited":
-                self.stats.admissions.append((now, client))
-            self.stats.first_ok.setdefault(path, now)
+                self._record_admission(path, now, client)
+            else:
+                self.stats.ok_times.append(now)
+                self.stats.first_ok.setdefault(path, now)
             self._send(req, 200, body)
         elif kind == "redirect":
             self._send(req, 302, "", {"Location": f"/page/{parts[1] if len(parts) > 1 else 0}"})
@@ -146,6 +151,12 @@ class Site:
             self._send(req, 200, "just text", {"Content-Type": "text/plain"})
         else:
             self._send(req, 404, "<html><head><title>Not found</title></head><body>nope</body></html>")
+
+    def _record_admission(self, path: str, now: float, client: str) -> None:
+        """A request on /limited the limiter let through: answered (a page, or a 404 for a missing one)."""
+        self.stats.ok_times.append(now)
+        self.stats.admissions.append((now, client))
+        self.stats.first_ok.setdefault(path, now)
 
     @staticmethod
     def _send(req: BaseHTTPRequestHandler, status: int, body: str, headers: dict[str, str] | None = None) -> None:
