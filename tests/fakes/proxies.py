@@ -236,7 +236,9 @@ class FakeProxyPool(Recorder, ProxyPool):
         if p is None or not applied:
             return
         p.lease_owner, p.lease_until = None, 0.0
-        if outcome is not Release.UNUSED:
+        if outcome is Release.UNUSED:  # no request went out: the booked slot is given back, as the real pool does
+            self.book.next_at[p.proxy_id, lease.host] = lease.start_at
+        else:
             p.last_used_at = now
         if outcome is Release.SUCCESS:
             p.succeeded += 1

@@ -30,7 +30,6 @@ from scrapersky.adapters.proxy_rows import (
     delete,
     host_records,
     is_proxy,
-    learnt_pace,
     list_proxy,
     new_proxy_row,
     pace_rows_by_proxy,
@@ -250,7 +249,7 @@ class DynamoProxyPool(ProxyPool):
             owner=owner,
             host=host,
             start_at=start,
-            pace=self.pacing.pace_of(learnt_pace(row), self.snapshot.view(host, now).record),
+            pace=self.snapshot.pace_of(rec, host, now, row),
             last_success_at=rec.get("last_success_at"),
             host_gap_s=None if limit is None else limit.gap_s,
         )
@@ -296,9 +295,8 @@ class DynamoProxyPool(ProxyPool):
     ) -> None:
         learnt = self._learn(lease, now, outcome, retry_after_s)
         if learnt is not None:  # while the lease is still held: a failure teaches only when to ask again
-            row = self.paces.learn(
-                lease, learnt, now, pace=outcome != Release.FAILED, answer=outcome == Release.SUCCESS
-            )
+            taught = outcome in (Release.SUCCESS, Release.RATE_LIMITED)
+            row = self.paces.learn(lease, learnt, now, pace=taught, answer=outcome == Release.SUCCESS)
             self.snapshot.remember_pace(lease.host, lease.proxy_id, row or {})
         got = update(
             self.ddb,
@@ -322,8 +320,12 @@ class DynamoProxyPool(ProxyPool):
         view.record = replace(view.record or HostRecord(host), ceiling=ceiling)
 
     def _learn(self, lease: Lease, now: float, outcome: Release, retry_after_s: float | None) -> Learnt | None:
-        """What the release teaches of the host (None when no request went out)."""
+        """What the release teaches of the host. A lease no request went out on gives its booked slot back: the
+        proxy's next request may start when this one would have (otherwise the slot after it stays booked for a
+        request that never went, and the proxy idles a whole interval)."""
         pace = lease.pace or HostPace(self.pacing.default_rate)
+        if outcome == Release.UNUSED:
+            return Learnt(pace, lease.start_at)
         if outcome == Release.SUCCESS:
             return self.pacing.after_answer(pace, self.snapshot.view(lease.host, now).record, lease.start_at, now)
         if outcome == Release.FAILED:

@@ -74,9 +74,19 @@ class PoolSnapshot:
             view = self.views[host] = self.paces.view(host, [pid(p) for p in proxies if available(p)], now)
         return view
 
-    def pace_of(self, p: dict[str, Any], host: str, now: float) -> HostPace:
+    def pace_of(self, p: dict[str, Any], host: str, now: float, row: dict[str, Any] | None = None) -> HostPace:
+        """The proxy's pace for the host (`row`: its pacing row as a write just returned it, else the view's)."""
         view = self.view(host, now)
-        return self.pacing.pace_of(learnt_pace(view.row(pid(p))), view.record)
+        own = view.row(pid(p)) if row is None else row
+        return self.pacing.pace_of(learnt_pace(own), view.record, self.leader_pace(view, pid(p)))
+
+    def leader_pace(self, view: HostView, proxy_id: str) -> HostPace | None:
+        """The pace of the proxy that probes the host for the pool (the first usable one by id: every container
+        picks the same without a write), or None when `proxy_id` is the leader itself."""
+        usable = sorted(pid(p) for p in self.rows if available(p))
+        if not usable or usable[0] == proxy_id:
+            return None
+        return learnt_pace(view.row(usable[0])) or self.pacing.pace_of(None, view.record)
 
     def open_at(self, p: dict[str, Any], host: str, now: float) -> float:
         """When the proxy's slot for the host opens, as this container sees it: its own slot, and with a total

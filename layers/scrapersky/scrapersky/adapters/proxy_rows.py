@@ -4,8 +4,9 @@
   many hosts the proxy has seen.
 - `ph#<proxy>#<host>` rows are the pace of one proxy for one host (proxy_paces): `n` (earliest start of the
   next request), `r` (learnt rate, req/s), `c` (ceiling: just below a rate the host refused), `a` (usual
-  answer time), `f`/`u` (fence and lease end of the lease that booked the row) and `expires_at` (the table's
-  TTL: a pace unused for hours goes by itself, so the table holds the hosts in use, not every host ever seen).
+  answer time), `z`/`k` (the host's last refusal and the answers since), `f`/`u` (fence and lease end of the
+  lease that booked the row) and `expires_at` (the table's TTL: a pace unused for hours goes by itself, so the
+  table holds the hosts in use, not every host ever seen).
 - `host#<h>` rows hold what the pool was told and learnt of the host and its waiting line (dynamo_hosts), and with
   a total limit (`total_rate`, a learnt `crawl_delay_s`) the host's next slot across the pool, `n` (host_slots).
 - `index#proxies` lists the proxy ids (`ids`), so a worker reads the proxies by key instead of scanning a
@@ -87,14 +88,22 @@ def learnt_pace(row: dict[str, Any] | None) -> HostPace | None:
     """The pace a pacing row holds; None when the proxy learnt nothing of the host (or there is no row)."""
     if not row or row.get("r") is None:
         return None
-    return HostPace(rate=float(row["r"]), ceiling=_float(row.get("c")), answer_s=_float(row.get("a")))
+    return HostPace(
+        rate=float(row["r"]),
+        ceiling=_float(row.get("c")),
+        answer_s=_float(row.get("a")),
+        refused_at=_float(row.get("z")),
+        since_refusal=int(row.get("k", 0)),
+    )
 
 
 def next_at(row: dict[str, Any] | None) -> float | None:
     return _float((row or {}).get("n"))
 
 
-LEARNT = ("r", "c", "a")  # what a proxy learnt of a host (its next slot is not learnt: it may be a cooldown)
+# what a proxy learnt of a host (its next slot is not learnt: it may be a cooldown); `z`/`k`: when the host last
+# refused it and the answers since (what the host admits between two refusals bounds its limit: domain/pacing)
+LEARNT = ("r", "c", "a", "z", "k")
 
 
 def learnt_fields(learnt: Learnt, *, pace: bool, answer: bool) -> dict[str, Any]:
@@ -105,6 +114,8 @@ def learnt_fields(learnt: Learnt, *, pace: bool, answer: bool) -> dict[str, Any]
         out["r"] = learnt.pace.rate
         if learnt.pace.ceiling is not None:
             out["c"] = learnt.pace.ceiling
+        if learnt.pace.refused_at is not None:
+            out.update(z=learnt.pace.refused_at, k=learnt.pace.since_refusal)
     if answer:
         out["a"] = round(learnt.pace.answer_s or 0.0, 4)
     return out

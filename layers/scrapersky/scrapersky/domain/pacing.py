@@ -39,6 +39,9 @@ class PacingPolicy:
     ceiling_margin: float = 0.85  # the ceiling is set this far below a refused rate
     ceiling_step: float = 0.97  # a refusal at (or under) the ceiling lowers it this much
     ceiling_creep: float = 1.0003  # the ceiling rises this much with each success
+    # A refusal this few successes after the previous one: the ceiling was an overshoot (a site with a burst lets
+    # slow start run far past its rate), so the rate the site admitted between the two refusals bounds it instead.
+    overshoot_successes: int = 12
     way_back_s: float = 0.005  # the least time an answer is assumed to take on its way back
     answer_smoothing: float = 0.2  # weight of the latest answer time in the usual one (moving average)
     same_slot_s: float = 0.05  # slots this close together are the same; a wait beyond the pace plus this is a cooldown
@@ -53,12 +56,15 @@ class PacingPolicy:
         rate = max(self.min_rate, min(self.max_rate, limit * self.ceiling_step))
         return HostPace(rate=rate, ceiling=rate)
 
-    def pace_of(self, learnt: HostPace | None, host: HostTerms | None = None) -> HostPace:
+    def pace_of(
+        self, learnt: HostPace | None, host: HostTerms | None = None, leader: HostPace | None = None
+    ) -> HostPace:
         """The proxy's own learnt pace for the host; a proxy new to the host starts from what the pool
         learnt of it (the host's ceiling), else from the host's configured rate, else from the default
-        rate. Never faster than the host's configured `max_rate`."""
+        rate. Never faster than the host's configured `max_rate`. `leader`: the pace of the proxy that probes
+        the host for the pool while nothing is known of it (see `following`)."""
         if learnt is not None:
-            pace = learnt
+            pace = self.following(self.with_pool_ceiling(learnt, host), host, leader)
         elif host is not None and host.ceiling is not None:
             pace = HostPace(rate=host.ceiling, ceiling=host.ceiling)
         elif host is not None and host.rate is not None:
@@ -66,6 +72,25 @@ class PacingPolicy:
         else:
             pace = HostPace(rate=self.default_rate)
         return self.capped(pace, host)
+
+    def following(self, pace: HostPace, host: HostTerms | None, leader: HostPace | None) -> HostPace:
+        """While the pool knows no limit for the host, one proxy (the leader) probes it in slow start and the others
+        follow a step behind: when the leader overshoots, the others have not, and they take the ceiling it learnt
+        (the pool's) instead of each paying a 429 of its own. Never slower than the default rate."""
+        if leader is None or pace.ceiling is not None or (host is not None and host.ceiling is not None):
+            return pace
+        # the pace a lease reads grows once more when its answer comes (after_answer): two steps here, one there
+        behind = leader.rate / self.slow_start**2 if leader.ceiling is None else leader.ceiling
+        return replace(pace, rate=min(pace.rate, max(self.default_rate, behind)))
+
+    def with_pool_ceiling(self, pace: HostPace, host: HostTerms | None) -> HostPace:
+        """What one proxy learnt of the host slows the others down before they overshoot too: a proxy still in slow
+        start, or whose own ceiling lies well above the pool's (an overshoot, not a slow creep), takes the pool's.
+        A proxy whose ceiling crept a little past the pool's keeps its own: the site may have relaxed."""
+        shared = None if host is None else host.ceiling
+        if shared is None or (pace.ceiling is not None and pace.ceiling * self.ceiling_margin <= shared):
+            return pace
+        return replace(pace, rate=min(pace.rate, shared), ceiling=shared)
 
     def capped(self, pace: HostPace, host: HostTerms | None) -> HostPace:
         """Never faster than the host's `max_rate`, nor above a step under its configured limit (`rate`):
@@ -122,7 +147,7 @@ class PacingPolicy:
     def after_refusal(self, pace: HostPace, now: float, retry_after_s: float | None) -> Learnt:
         """The site pushed back: much slower, Retry-After honoured, and the new ceiling shared with the pool
         (sites limit each client address by the same rule, so the pool learns the limit once)."""
-        new = pace.after_rate_limit(self)
+        new = pace.after_rate_limit(self, now)
         return Learnt(new, new.next_allowed(self, now, retry_after_s), shared_ceiling=new.ceiling)
 
 
@@ -131,22 +156,41 @@ class HostPace:
     rate: float
     ceiling: float | None = None
     answer_s: float | None = None  # the usual time from sending a request to its answer (moving average)
+    refused_at: float | None = None  # when the host last refused this proxy
+    since_refusal: int = 0  # the answers the host gave this proxy since
 
     def after_success(self, policy: PacingPolicy) -> HostPace:
+        since = self.since_refusal + 1
         if self.ceiling is None:  # nothing refused yet: probe fast
-            return replace(self, rate=min(policy.max_rate, self.rate * policy.slow_start))
+            return replace(self, rate=min(policy.max_rate, self.rate * policy.slow_start), since_refusal=since)
         ceiling = min(policy.max_rate, self.ceiling * policy.ceiling_creep)
         rate = min(self.rate * policy.recovery, ceiling)
-        return replace(self, rate=rate, ceiling=ceiling)
+        return replace(self, rate=rate, ceiling=ceiling, since_refusal=since)
 
-    def after_rate_limit(self, policy: PacingPolicy) -> HostPace:
+    def after_rate_limit(self, policy: PacingPolicy, now: float | None = None) -> HostPace:
         if self.ceiling is None:  # overshoot in slow start: the limit lies somewhere below, keep a margin
             ceiling = self.rate * policy.ceiling_margin
         else:  # refused at the learnt limit (often timing jitter): the limit is just below, step down a little
             ceiling = min(self.ceiling, self.rate) * policy.ceiling_step
+            admitted = self.admitted_rate(policy, now)
+            if admitted is not None:
+                ceiling = min(ceiling, admitted)
         return replace(
-            self, rate=max(policy.min_rate, self.rate * policy.decrease), ceiling=max(policy.min_rate, ceiling)
+            self,
+            rate=max(policy.min_rate, self.rate * policy.decrease),
+            ceiling=max(policy.min_rate, ceiling),
+            refused_at=now,
+            since_refusal=0,
         )
+
+    def admitted_rate(self, policy: PacingPolicy, now: float | None) -> float | None:
+        """Refused again soon after a refusal: what the host let through in between, per second. A limiter that
+        refuses when a client's budget is spent had spent it at both refusals, so what it admitted in between
+        (this request's share counted) is what it allows: a far better bound than a ceiling an overshoot set.
+        None when the refusals are too far apart to say (a refusal at a well-tried ceiling is jitter)."""
+        if now is None or self.refused_at is None or self.since_refusal >= policy.overshoot_successes:
+            return None
+        return (self.since_refusal + 1) / max(policy.same_slot_s, now - self.refused_at)
 
     def reached_at(self, policy: PacingPolicy, sent: float, answered: float) -> float:
         """When the request most likely reached the site, which counts its pace from then. The usual answer
