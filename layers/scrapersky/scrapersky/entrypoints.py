@@ -97,6 +97,9 @@ def _sqs_handler(
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         deps = deps_factory()
+        if not event.get("Records"):  # a warm-up (devstack/warm.py): code and clients are loaded, there is no work
+            record_handler_factory(deps)
+            return {"batchItemFailures": []}
         calls_before = deps.api_calls.count
         conflicts_before, leases_before = _pool_stat(deps, "conflicts"), _pool_stat(deps, "leases")
         with _heartbeat(deps, event, context, heartbeat) as deps:
