@@ -4,7 +4,7 @@ and a new one for each invocation that finds all of them busy. A fresh stack mea
 cold row): the first fan-out process came up 15 s after the batch was created, the four worker processes 55-56 s
 after it, and the site saw the first request at 62 s.
 
-Each SQS consumer with a MaximumConcurrency gets that many invocations at once (as many processes as its event
+Each SQS consumer on a batch's path (fan-out, worker) gets that many invocations at once (as many processes as its event
 source mapping may run at the same time), with an event of no records, which the handlers answer with no work
 done; the API's functions on a batch's path (the authorizer, the batches and status functions) get one read each.
 """
@@ -22,12 +22,16 @@ EMPTY_SQS_EVENT = b'{"Records": []}'
 TIMEOUT_S = 300  # a cold start on a loaded 2-core machine has taken over 40 s
 
 
+BATCH_PATH = ("FanoutFunction", "WorkerFunction")  # logical ids: the events function runs once a batch has ended
+
+
 def consumers(lam: Any) -> dict[str, int]:
-    """Function name -> how many of its invocations the event source mappings may run at once."""
+    """Function name -> how many of its invocations the event source mappings may run at once, for the queue
+    consumers a batch goes through."""
     wanted: dict[str, int] = {}
     for esm in lam.list_event_source_mappings()["EventSourceMappings"]:
         limit = (esm.get("ScalingConfig") or {}).get("MaximumConcurrency")
-        if limit:
+        if limit and any(f"-{logical}-" in esm["FunctionArn"] for logical in BATCH_PATH):
             name = esm["FunctionArn"].rsplit(":", 1)[-1]
             wanted[name] = max(wanted.get(name, 0), int(limit))
     return wanted
