@@ -69,3 +69,10 @@ def test_a_refusal_soon_after_a_refusal_sets_the_ceiling_from_what_the_site_admi
     pace = lease(pool, second.start_at + SEEN_AGAIN_S).pace
     between = second.start_at - first.start_at
     assert pace is not None and pace.ceiling == pytest.approx((3 + 1) / between, rel=1e-3)
+
+
+@pytest.mark.parametrize("function", ["worker", "fanout"])
+def test_a_warm_up_invocation_with_no_records_answers_no_failures_and_touches_nothing(harness, function):
+    calls = harness.deps.api_calls.count
+    assert harness.handler(function)({"Records": []}, harness.context) == {"batchItemFailures": []}
+    assert harness.deps.api_calls.count == calls  # no AWS call: nothing read, nothing sent
