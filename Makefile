@@ -90,6 +90,7 @@ bench: venv build .venv-bench/.installed
 	$(BIN)/python -m bench.cost --items 1000
 	$(BIN)/python -m bench.profiles --targets 1000
 	$(BIN)/python -m bench.cold_start --runs 7
+	$(BIN)/python -m bench.first_requests
 
 # a run that prints figures, not a test (its short version, tests/e2e/test_chaos.py, is in `make test`)
 chaos: venv build

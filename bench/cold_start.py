@@ -3,11 +3,13 @@ output, against a bare handler that imports only boto3 and requests, in the same
 
     python -m bench.cold_start --runs 7                 # table + a JSON last line
     python -m bench.cold_start --importtime WorkerFunction   # the biggest imports of one function (-X importtime)
+    python -m bench.cold_start --tracing                # as deployed with the template's Tracing=Active
 
 Each import runs in a fresh interpreter of the local stack (.venv-ministack, Python 3.12 like the Lambda runtime;
 its boto3 plays the runtime's), with the sys.path a Lambda has (the function's code, then the layer's python/),
 PYTHONDONTWRITEBYTECODE=1 (Lambda's /opt and /var/task are read-only: only bytecode the build ships is used), and
-the variables Lambda sets (LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...). The functions and the bare handler
+the variables Lambda sets (LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...) and POWERTOOLS_TRACE_DISABLED as the
+template sets it (true unless its parameter Tracing is Active: --tracing). The functions and the bare handler
 take turns, so a busy machine weighs on all alike; the figure is the median over the runs.
 """
 
@@ -29,6 +31,9 @@ BARE = "bare (boto3 + requests)"
 _PROBE = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
 
 
+TRACING = {"POWERTOOLS_TRACE_DISABLED": "true"}  # the template's default (Tracing=PassThrough); --tracing: "false"
+
+
 def _env(code_dir: Path, name: str, build: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "POWERTOOLS", "AWS_"))}
     env.update(
@@ -41,6 +46,7 @@ def _env(code_dir: Path, name: str, build: Path) -> dict[str, str]:
         AWS_DEFAULT_REGION="us-east-1",
         POWERTOOLS_SERVICE_NAME="scrapersky",
         POWERTOOLS_METRICS_NAMESPACE="ScraperSky",
+        **TRACING,
     )
     return env
 
@@ -71,7 +77,8 @@ def measure(python: Path, build: Path, runs: int, bare_dir: Path) -> dict[str, l
 
 def report(times: dict[str, list[float]], bytecode: bool) -> dict[str, object]:
     bare = statistics.median(times[BARE])
-    print(f"layer ships bytecode: {'yes' if bytecode else 'no'}; {len(times[BARE])} runs each, median")
+    traced = TRACING["POWERTOOLS_TRACE_DISABLED"] == "false"
+    print(f"layer ships bytecode: {'yes' if bytecode else 'no'}; tracing {'on' if traced else 'off'}; median")
     print(f"{'function':<26}{'median s':>10}{'min s':>9}{'x bare':>9}")
     rows: dict[str, dict[str, float]] = {}
     for name, values in times.items():
@@ -82,6 +89,7 @@ def report(times: dict[str, list[float]], bytecode: bool) -> dict[str, object]:
     return {
         "bare_s": round(bare, 4),
         "layer_bytecode": bytecode,
+        "tracing": traced,
         "max_ratio": max(v["ratio"] for v in fns.values()),
         "worker_ratio": fns.get("WorkerFunction", {}).get("ratio"),
         "status_ratio": fns.get("StatusFunction", {}).get("ratio"),
@@ -115,7 +123,9 @@ def main() -> None:
     ap.add_argument("--python", type=Path, default=PYTHON)
     ap.add_argument("--importtime", metavar="FUNCTION", help="print the biggest imports of one function instead")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--tracing", action="store_true", help="with X-Ray tracing on (the template's Tracing=Active)")
     args = ap.parse_args()
+    TRACING["POWERTOOLS_TRACE_DISABLED"] = "false" if args.tracing else "true"
     if not (args.build / "SharedLayer").is_dir():
         raise SystemExit(f"no {args.build}/SharedLayer: run `make build` first")
     if args.importtime:

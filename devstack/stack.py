@@ -5,8 +5,10 @@ Docker) with the very template.yaml built by `sam build`, seeded tenants, and th
 
 Environment: SCRAPERSKY_HOST / SCRAPERSKY_PORT (API, default 127.0.0.1:3000), SCRAPERSKY_API_KEY /
 SCRAPERSKY_ADMIN_KEY (seeded keys), SCRAPERSKY_MINISTACK_PORT (default: a free port),
-SCRAPERSKY_WORKER_CONCURRENCY (default 4). A cost run (bench/cost.py) sets SCRAPERSKY_COST_LOG in handler_env: then
-devstack/costhook counts the handlers' AWS calls (see its sitecustomize.py); unset, nothing of it is loaded.
+SCRAPERSKY_WORKER_CONCURRENCY (default 4), SCRAPERSKY_STACK_TMPDIR (where the handler processes are unpacked:
+devstack/warmup.py, which also starts them before "ready"; warm=False does not). A cost run (bench/cost.py) sets
+SCRAPERSKY_COST_LOG in handler_env: then devstack/costhook counts the handlers' AWS calls (see its
+sitecustomize.py); unset, nothing of it is loaded.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.config import Config
 
+from devstack import warmup
 from devstack.cfn_yaml import load_template
 from devstack.gateway import Gateway
 from devstack.proxies import free_port
@@ -49,9 +53,14 @@ def log(msg: str) -> None:
     print(f"[local-stack] {msg}", file=sys.stderr, flush=True)
 
 
-def aws_client(service: str, endpoint: str) -> Any:
+def aws_client(service: str, endpoint: str, **kwargs: Any) -> Any:
     return boto3.client(
-        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        **kwargs,
     )
 
 
@@ -67,13 +76,14 @@ class LocalStack:
     # environment for the Lambda handlers (ministack's processes pass theirs on), e.g. SCRAPERSKY_FAULTS for a chaos run
     handler_env: dict[str, str] = field(default_factory=dict)
     state_dir: Path = STATE_DIR  # ministack.log and state.json (the CLI's view of the stack)
+    warm: bool = True  # start each function's handler processes before "ready" (devstack/warmup.py)
 
     def __post_init__(self) -> None:
         self.ministack_port = self.ministack_port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.ministack_port}"
         self.proc: subprocess.Popen | None = None
         self.gateway: Gateway | None = None
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="scrapersky-ministack-"))
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="scrapersky-ministack-", dir=warmup.scratch_dir()))
         self.outputs: dict[str, str] = {}
 
     @property
@@ -93,7 +103,8 @@ class LocalStack:
         upstream = f"{self.endpoint}/restapis/{self.outputs['ApiId']}/v1/_user_request_"
         self.gateway = Gateway(upstream, self.api_host, self.api_port).start()
         self._wait_api()
-        self._warm()
+        if self.warm:
+            self._warm()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "state.json").write_text(
             json.dumps(
@@ -270,14 +281,6 @@ class LocalStack:
         # the seeded tenant's webhooks are signed with a known secret (rotated with POST /tenant/webhook-secret)
         DynamoWebhookSecrets(self.outputs["TenantsTableName"], ddb).set_secret(LOCAL_TENANT, self.webhook_secret, now)
 
-    def _warm(self) -> None:
-        """The handler processes a first batch needs at once, started before "ready" (devstack/warm.py)."""
-        from devstack.warm import warm_batch_path
-
-        began = time.time()
-        warmed = warm_batch_path(self.endpoint, REGION, self.api_url, self.api_key)
-        log(f"warmed {warmed} and the API's functions in {time.time() - began:.1f}s")
-
     def _wait_api(self) -> None:
         end = time.time() + 60
         while time.time() < end:
@@ -286,6 +289,13 @@ class LocalStack:
                     return
             time.sleep(0.3)
         raise SystemExit("the API did not answer /health within 60s")
+
+    def _warm(self) -> None:
+        started = time.time()
+        # a cold start on a loaded 2-core machine has taken over 40 s
+        config = Config(max_pool_connections=32, read_timeout=300, retries={"max_attempts": 0})
+        count = warmup.warm(aws_client("lambda", self.endpoint, config=config), self.api_key, log)
+        log(f"{count} handler processes started in {time.time() - started:.1f}s")
 
 
 class _Stop(BaseException):

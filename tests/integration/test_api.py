@@ -11,7 +11,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel
-from scrapersky import entrypoints
+from scrapersky import bootstrap, entrypoints
 from scrapersky.adapters.ddb import de_item
 from scrapersky.api import responses
 from scrapersky.api.routes import admin_router, batches_router, scrape_router, status_router
@@ -387,7 +387,7 @@ def test_scrape_without_a_free_proxy_answers_503_with_retry_after(harness, site)
 
 
 def test_authorizer_maps_a_known_key_to_its_tenant_and_refuses_others(harness, event, lambda_context, monkeypatch):
-    monkeypatch.setattr(entrypoints.bootstrap, "deps", lambda: harness.deps)
+    monkeypatch.setattr(bootstrap, "deps", lambda: harness.deps)
     ev = event("authorizer_request.json")
     ev["headers"]["Authorization"] = "Bearer t_local-key"
     policy = entrypoints.authorizer_handler(ev, lambda_context)

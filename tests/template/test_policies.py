@@ -154,6 +154,8 @@ def roots_of(function: str) -> set[Node]:
         return {(entry.name, handler)}
     if handler == "authorizer_handler":  # built by _authorizer
         return {(entry.name, "_authorizer")}
+    if handler == "maintenance_handler":  # handed out by __getattr__ as built
+        return {(entry.name, "_maintenance_handler")}
     tables = {  # the handler tables entrypoints.__getattr__ builds from: handler -> (names it serves, ...)
         t.id: ast.literal_eval(n.value)
         for n in entry.tree.body

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from scrapersky import bootstrap
-from scrapersky.heartbeat import Heartbeat, HeartbeatQueue
 from scrapersky.observability import logger, metrics, tracer
-from scrapersky.services.context import Deps
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from scrapersky.services.context import Deps
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
@@ -52,13 +51,26 @@ def __getattr__(name: str) -> Handler:
         handler = _sqs_handler(globals()[records], heartbeat=heartbeat)
     elif name == "authorizer_handler":
         handler = _authorizer()
+    elif name == "maintenance_handler":
+        handler = _maintenance_handler
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # The composition root loads at cold start as before, but after the handler: Powertools' batch utility, when
+    # it finds pydantic already loaded, builds pydantic models of every event source (SQS, Kinesis, Kafka, ...;
+    # ~18 ms) that we never use.
+    from scrapersky import bootstrap  # noqa: F401
+
     globals()[name] = handler  # built once per container
     return handler
 
 
-def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.deps) -> Handler:
+def _deps() -> Deps:
+    from scrapersky import bootstrap
+
+    return bootstrap.deps()
+
+
+def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = _deps) -> Handler:
     from aws_lambda_powertools.logging import correlation_paths
 
     from scrapersky.api.body import json_by_default, unreadable_body
@@ -85,7 +97,7 @@ def http_handler(*routers: Any, deps_factory: Callable[[], Deps] = bootstrap.dep
 
 def _sqs_handler(
     record_handler_factory: Callable[[Deps], Callable[[SQSRecord], Any]],
-    deps_factory: Callable[[], Deps] = bootstrap.deps,
+    deps_factory: Callable[[], Deps] = _deps,
     heartbeat: bool = False,
 ) -> Handler:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -97,7 +109,7 @@ def _sqs_handler(
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         deps = deps_factory()
-        if not event.get("Records"):  # a warm-up (devstack/warm.py): code and clients are loaded, there is no work
+        if not event.get("Records"):  # a warm-up (devstack/warmup.py): code and clients are loaded, there is no work
             record_handler_factory(deps)
             return {"batchItemFailures": []}
         calls_before = deps.api_calls.count
@@ -121,6 +133,8 @@ def _sqs_handler(
 def _heartbeat(deps: Deps, event: dict[str, Any], context: LambdaContext, on: bool) -> Iterator[Deps]:
     """The work queue's records stay hidden while the invocation works on them (see scrapersky.heartbeat): the
     use cases see the queue through the heartbeat, so a deferral's visibility change ends that record's beats."""
+    from scrapersky.heartbeat import Heartbeat, HeartbeatQueue
+
     if not on:
         yield deps
         return
@@ -134,6 +148,8 @@ def _heartbeat(deps: Deps, event: dict[str, Any], context: LambdaContext, on: bo
 
 
 def _release(deps: Deps, record: SQSRecord) -> None:
+    from scrapersky.heartbeat import HeartbeatQueue
+
     if isinstance(deps.queue, HeartbeatQueue):
         deps.queue.heartbeat.release(record.receipt_handle)
 
@@ -242,7 +258,7 @@ def _authorizer() -> Handler:
     @event_source(data_class=APIGatewayAuthorizerRequestEvent)
     def authorizer_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
         header = event.headers.get("Authorization") or event.headers.get("authorization")
-        who = admin.authenticate(bootstrap.deps(), header)
+        who = admin.authenticate(_deps(), header)
         if who is None:
             raise Exception("Unauthorized")  # API Gateway answers 401 {"message": "Unauthorized"}
         arn = event.parsed_arn
@@ -262,10 +278,10 @@ def _authorizer() -> Handler:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _maintenance_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from scrapersky.services import maintenance
 
-    deps = bootstrap.deps()
+    deps = _deps()
     report = maintenance.run(deps)
     for state, count in report["proxies"].items():
         metrics.add_metric(name=f"Proxies{state.title()}", unit=MetricUnit.Count, value=count)
