@@ -82,3 +82,74 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class StrictProxy:
+    """A minimal forward proxy on loopback for plain-http targets that holds clients to `Connection: close`
+    (RFC 9112 §9.6): after answering a request that asked to close, it keeps the connection open a moment and
+    drops, unanswered, any further request sent on it (as proxy.py does when its close arrives late). `dropped`
+    counts those requests: a client that honours its own `Connection: close` never causes one."""
+
+    def __init__(self, linger_s: float = 0.5) -> None:
+        import socketserver
+        import threading
+
+        self.linger_s = linger_s
+        self.dropped = 0
+        self.connections = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                with proxy.lock:
+                    proxy.connections += 1
+                closing = proxy.forward(self.rfile, self.wfile)
+                if closing:
+                    self.request.settimeout(proxy.linger_s)
+                    try:
+                        more = self.rfile.readline()
+                    except OSError:
+                        more = b""
+                    if more:
+                        with proxy.lock:
+                            proxy.dropped += 1
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @staticmethod
+    def forward(rfile, wfile) -> bool:  # type: ignore[no-untyped-def]
+        """Relays one request to its absolute URL's host; True when the client asked to close."""
+        import http.client
+        from urllib.parse import urlsplit
+
+        method, url, _ = rfile.readline().decode("latin-1").split(" ", 2)
+        headers = http.client.parse_headers(rfile)
+        target = urlsplit(url)
+        upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=10)
+        path = target.path + ("?" + target.query if target.query else "")
+        keep = {k: v for k, v in headers.items() if k.lower() not in ("proxy-authorization", "connection")}
+        upstream.request(method, path or "/", headers=keep)
+        resp = upstream.getresponse()
+        body = resp.read()
+        upstream.close()
+        lines = [f"HTTP/1.1 {resp.status} {resp.reason}"]
+        lines += [f"{k}: {v}" for k, v in resp.getheaders() if k.lower() not in ("connection", "transfer-encoding")]
+        lines += [f"Content-Length: {len(body)}"] if resp.getheader("Content-Length") is None else []
+        wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        wfile.flush()
+        return (headers.get("Connection") or "").lower() == "close"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> StrictProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

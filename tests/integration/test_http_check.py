@@ -52,3 +52,29 @@ def test_a_check_without_a_session_is_redirected_to_login_and_classified_login_r
     assert got.fetched.redirect_urls == (social.base_url + "/login?next=/alice",)  # type: ignore[union-attr]
     o = classify_check(spec, got.fetched, 0)
     assert (o.code, o.block) == ("login_required", True)
+
+
+def _warmed_login_check(fetcher: CheckingFetcher, social: SocialSite, proxy_url: str) -> tuple[str | None, str]:
+    """What a check of an always-private profile comes to through `proxy_url`: warm-up, then the profile
+    (302 with an empty body), then the login page, each hop through the proxy as a worker does it."""
+    spec = CheckSpec.model_validate(check_spec(social.base_url))
+    warm = fetcher.fetch_check(social.base_url + "/", proxy_url, 5, 100_000, ())
+    got = fetcher.fetch_check(social.base_url + "/private-zed/", proxy_url, 5, 100_000, warm.cookies)
+    return classify_check(spec, got.fetched, 0).code, repr(got.fetched)
+
+
+def test_a_login_redirect_through_a_proxy_holding_us_to_connection_close_is_login_required(social, fetcher):
+    from tests.loopback import StrictProxy
+
+    with StrictProxy() as proxy:
+        for _ in range(3):
+            code, fetched = _warmed_login_check(fetcher, social, proxy.url)
+            assert code == "login_required", fetched  # not proxy_error: no hop went on a connection told to close
+        assert (proxy.dropped, proxy.connections) == (0, 9)  # a connection per hop: warm-up, profile, login page
+
+
+def test_login_redirects_through_real_proxies_end_login_required_every_time(social, fetcher, proxy_servers):
+    codes = [_warmed_login_check(fetcher, social, p.url) for _ in range(10) for p in proxy_servers]
+
+    wrong = [fetched for code, fetched in codes if code != "login_required"]
+    assert (len(codes), wrong) == (30, [])  # before the fix, about 1 in 3 was proxy_error

@@ -3,7 +3,13 @@
 `requests`' timeouts bound each socket operation, not the exchange: a target that drips one byte every half
 second never trips a read timeout and can hold a worker until its Lambda times out. Here every connection
 registers its socket with the exchange running in its thread before it waits for the answer, and a timer shuts
-those sockets down when the deadline passes, so the blocked read (headers or body) fails at once."""
+those sockets down when the deadline passes, so the blocked read (headers or body) fails at once.
+
+The same connections keep their word on `Connection: close`: urllib3 pools a connection unless the *answer* says
+close, so a request that told the other side to close (every plain-http request through a proxy) went back to the
+pool, and the next request (a redirect's next hop, sent at once after an empty 302) went out on a connection the
+proxy was closing: it was dropped unanswered, a RemoteDisconnected that urllib3 reports as a ProxyError. Here such
+a connection is closed when it is handed back, so the next request opens its own (RFC 9112 §9.6)."""
 
 from __future__ import annotations
 
@@ -57,7 +63,17 @@ def _watch(conn: HTTPConnection) -> None:
         exchange.watch(conn.sock)
 
 
+def _says_close(headers: Any) -> bool:
+    return any(k.lower() == "connection" and "close" in str(v).lower() for k, v in dict(headers or {}).items())
+
+
 class _WatchedHTTPConnection(HTTPConnection):
+    closing = False  # the last request on it asked the other side to close the connection
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
+        self.closing = _says_close(headers)
+        super().request(method, url, body, headers, **kwargs)
+
     def getresponse(self) -> Any:  # type: ignore[override]
         _watch(self)
         return super().getresponse()
@@ -71,6 +87,11 @@ class _WatchedHTTPSConnection(HTTPSConnection):
 
 class _WatchedHTTPPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        if getattr(conn, "closing", False):
+            conn.close()  # told the other side to close: never sent on again (the pool reconnects it when reused)
+        super()._put_conn(conn)
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
