@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
-from scrapersky.adapters.dynamo_urls import BUCKETS, DynamoDiscoveredUrls
+from scrapersky.adapters.dynamo_urls import BUCKETS, TX_MAX, DynamoDiscoveredUrls
 from scrapersky.errors import InvalidCursor
 from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.sitemap_ports import ROBOTS, DiscoveredUrl, DocRef, DocumentEnd, DocumentPlan, Planned
@@ -93,7 +93,7 @@ def found(url: str, doc: str = "d1", pos: int = 0, seq: int = 0) -> DiscoveredUr
 
 
 def test_urls_are_unique_per_item_and_a_redelivered_document_finds_its_own(ddb):
-    urls = DynamoDiscoveredUrls("batches", ddb)
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
     assert urls.add(B, 0, [found("https://s.test/1", pos=0), found("https://s.test/2", pos=1)]) == [True, True]
     assert urls.add(B, 0, [found("https://s.test/1", pos=0), found("https://s.test/1", pos=5)]) == [True, False]
     assert urls.add(B, 0, [found("https://s.test/2", doc="d2", pos=1)]) == [False]
@@ -101,8 +101,34 @@ def test_urls_are_unique_per_item_and_a_redelivered_document_finds_its_own(ddb):
     assert urls.listed(B, 0, "https://s.test/1") and not urls.listed(B, 0, "https://s.test/3")
 
 
+def test_a_document_stored_in_transactions_finds_another_documents_rows_in_any_of_them(ddb):
+    """250 URLs (three transactions of at most TX_MAX), of which 7 spread over all three were listed by another
+    document first: exactly those are duplicates, their rows stay the other document's, the rest is stored; the
+    same document redelivered finds all its own rows again (counted once more, by the caller's single end)."""
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
+    taken = [3, 99, 100, 101, 180, 248, 249]
+    assert urls.add(B, 0, [found(f"https://s.test/{i}", doc="other", pos=i) for i in taken]) == [True] * len(taken)
+    doc = [found(f"https://s.test/{i}", doc="d1", pos=i) for i in range(250)]
+    assert len(doc) > 2 * TX_MAX
+
+    expected = [i not in taken for i in range(250)]
+    assert urls.add(B, 0, doc) == expected
+    assert urls.add(B, 0, doc) == expected  # a redelivery: its own rows are "ours", the other's still duplicates
+    listed, cursor = urls.page(B, range(0, 1), 1000, None)
+    assert cursor is None and len(listed) == 250
+    owners = {u.url: u.doc for u in listed}
+    assert {u for u, d in owners.items() if d == "other"} == {f"https://s.test/{i}" for i in taken}
+
+
+def test_a_url_listed_twice_in_one_call_is_stored_once(ddb):
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
+    rows = [found(f"https://s.test/{i % 150}", pos=i) for i in range(300)]  # every URL twice, 150 apart
+    assert urls.add(B, 0, rows) == [True] * 150 + [False] * 150
+    assert urls.add(B, 0, rows) == [True] * 150 + [False] * 150  # redelivered: the same answer
+
+
 def test_urls_page_exactly_across_buckets_and_items(ddb):
-    urls = DynamoDiscoveredUrls("batches", ddb)
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
     expected = set()
     for seq in (0, 2):
         rows = [found(f"https://s.test/{seq}/{i}", pos=i) for i in range(23)]
@@ -129,7 +155,7 @@ def test_urls_page_exactly_across_buckets_and_items(ddb):
 def test_a_batch_of_many_small_items_pages_exactly_whatever_the_page_size(ddb):
     """Most partitions are empty (items of 0 to 2 URLs, 4 buckets each): every page size lists each URL once, in
     order, and a page that read its partitions in waves resumes at the right one."""
-    urls = DynamoDiscoveredUrls("batches", ddb)
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
     expected: list[tuple[int, str]] = []
     for seq in range(60):
         rows = [found(f"https://s.test/{seq}/{i}", pos=i) for i in range(seq % 3)]
