@@ -60,6 +60,23 @@ def test_a_document_claimed_finished_and_redelivered_counts_once(ddb):
     assert docs.summaries(B, 0, 10) == [count.summary()]
 
 
+def test_a_checkpoint_keeps_where_a_document_goes_on_and_spends_no_attempt(ddb):
+    docs = DynamoItemDocuments("batches", ddb)
+    first = DocumentPlan("https://s.test/big.xml")
+    docs.begin(B, 0, first, NOW)
+    r = ref(first.url)
+    assert isinstance(docs.claim(r, "w1", NOW + 90, NOW), Claim)
+    resume = {"pos": 1600, "parts": 1, "count": DocumentCount(first.url, 1, type="urlset", urls=1590).to_dict()}
+    assert not docs.checkpoint(r, "w2", resume, NOW)  # not the claim's holder
+    assert docs.checkpoint(r, "w1", resume, NOW)
+    assert not docs.checkpoint(r, "w1", resume, NOW)  # the claim is given back with it
+
+    rec = docs.get(r)
+    assert rec is not None and (rec.status, rec.resume, rec.attempts, rec.deferrals) == ("pending", resume, 0, 0)
+    claim = docs.claim(r, "w2", NOW + 90, NOW)  # the next delivery takes it, and finds the checkpoint
+    assert isinstance(claim, Claim) and claim.attempts == 0
+
+
 def test_a_lapsed_claim_is_taken_over_and_a_failed_document_counts_as_failed(ddb):
     docs = DynamoItemDocuments("batches", ddb)
     first = DocumentPlan("https://s.test/a.xml")
