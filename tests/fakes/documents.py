@@ -126,6 +126,14 @@ class FakeItemDocuments(Recorder, ItemDocuments):
         return True
 
     @recorded
+    def checkpoint(self, ref: DocRef, token: str, resume: dict[str, Any], now: float) -> bool:
+        rec = self._held(ref, token)
+        if rec is None:
+            return False
+        self._put(replace(rec, status=PENDING, claim=None, claim_until=None, resume=resume))
+        return True
+
+    @recorded
     def grant(self, ref: DocRef, token: str, want: int, max_urls: int) -> int:
         rec = self._held(ref, token)
         p = self.items[(ref.batch_id, ref.seq)]
@@ -184,9 +192,13 @@ class FakeDiscoveredUrls(Recorder, DiscoveredUrls):
         super().__init__()
         self.urls: dict[tuple[str, int, str], DiscoveredUrl] = {}
         self._cursors = Cursors()
+        self.clock: Any = None  # with a clock, each add takes takes_s on it (a slow store)
+        self.takes_s = 0.0
 
     @recorded
     def add(self, batch_id: str, seq: int, urls: list[DiscoveredUrl]) -> list[bool]:
+        if self.clock is not None:
+            self.clock.sleep(self.takes_s)
         out = []
         for u in urls:
             old = self.urls.setdefault((batch_id, seq, u.url), u)

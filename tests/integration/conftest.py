@@ -261,6 +261,7 @@ def harness(moto_aws) -> Iterator[Harness]:
         any_target_port=True,
         lease_seconds=30,
         no_proxy_retry_s=2,
+        url_write_concurrency=1,  # moto's TransactWriteItems copies the table and is not safe to run in parallel
     )
     from scrapersky import bootstrap
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from scrapersky.adapters.dynamo_documents import DynamoItemDocuments
-from scrapersky.adapters.dynamo_urls import BUCKETS, DynamoDiscoveredUrls
+from scrapersky.adapters.dynamo_urls import BUCKETS, TX_MAX, DynamoDiscoveredUrls
 from scrapersky.errors import InvalidCursor
 from scrapersky.ports import Claim, ClaimRefused
 from scrapersky.sitemap_ports import ROBOTS, DiscoveredUrl, DocRef, DocumentEnd, DocumentPlan, Planned
@@ -60,6 +60,23 @@ def test_a_document_claimed_finished_and_redelivered_counts_once(ddb):
     assert docs.summaries(B, 0, 10) == [count.summary()]
 
 
+def test_a_checkpoint_keeps_where_a_document_goes_on_and_spends_no_attempt(ddb):
+    docs = DynamoItemDocuments("batches", ddb)
+    first = DocumentPlan("https://s.test/big.xml")
+    docs.begin(B, 0, first, NOW)
+    r = ref(first.url)
+    assert isinstance(docs.claim(r, "w1", NOW + 90, NOW), Claim)
+    resume = {"pos": 1600, "parts": 1, "count": DocumentCount(first.url, 1, type="urlset", urls=1590).to_dict()}
+    assert not docs.checkpoint(r, "w2", resume, NOW)  # not the claim's holder
+    assert docs.checkpoint(r, "w1", resume, NOW)
+    assert not docs.checkpoint(r, "w1", resume, NOW)  # the claim is given back with it
+
+    rec = docs.get(r)
+    assert rec is not None and (rec.status, rec.resume, rec.attempts, rec.deferrals) == ("pending", resume, 0, 0)
+    claim = docs.claim(r, "w2", NOW + 90, NOW)  # the next delivery takes it, and finds the checkpoint
+    assert isinstance(claim, Claim) and claim.attempts == 0
+
+
 def test_a_lapsed_claim_is_taken_over_and_a_failed_document_counts_as_failed(ddb):
     docs = DynamoItemDocuments("batches", ddb)
     first = DocumentPlan("https://s.test/a.xml")
@@ -93,7 +110,7 @@ def found(url: str, doc: str = "d1", pos: int = 0, seq: int = 0) -> DiscoveredUr
 
 
 def test_urls_are_unique_per_item_and_a_redelivered_document_finds_its_own(ddb):
-    urls = DynamoDiscoveredUrls("batches", ddb)
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
     assert urls.add(B, 0, [found("https://s.test/1", pos=0), found("https://s.test/2", pos=1)]) == [True, True]
     assert urls.add(B, 0, [found("https://s.test/1", pos=0), found("https://s.test/1", pos=5)]) == [True, False]
     assert urls.add(B, 0, [found("https://s.test/2", doc="d2", pos=1)]) == [False]
@@ -101,8 +118,34 @@ def test_urls_are_unique_per_item_and_a_redelivered_document_finds_its_own(ddb):
     assert urls.listed(B, 0, "https://s.test/1") and not urls.listed(B, 0, "https://s.test/3")
 
 
+def test_a_document_stored_in_transactions_finds_another_documents_rows_in_any_of_them(ddb):
+    """250 URLs (three transactions of at most TX_MAX), of which 7 spread over all three were listed by another
+    document first: exactly those are duplicates, their rows stay the other document's, the rest is stored; the
+    same document redelivered finds all its own rows again (counted once more, by the caller's single end)."""
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
+    taken = [3, 99, 100, 101, 180, 248, 249]
+    assert urls.add(B, 0, [found(f"https://s.test/{i}", doc="other", pos=i) for i in taken]) == [True] * len(taken)
+    doc = [found(f"https://s.test/{i}", doc="d1", pos=i) for i in range(250)]
+    assert len(doc) > 2 * TX_MAX
+
+    expected = [i not in taken for i in range(250)]
+    assert urls.add(B, 0, doc) == expected
+    assert urls.add(B, 0, doc) == expected  # a redelivery: its own rows are "ours", the other's still duplicates
+    listed, cursor = urls.page(B, range(0, 1), 1000, None)
+    assert cursor is None and len(listed) == 250
+    owners = {u.url: u.doc for u in listed}
+    assert {u for u, d in owners.items() if d == "other"} == {f"https://s.test/{i}" for i in taken}
+
+
+def test_a_url_listed_twice_in_one_call_is_stored_once(ddb):
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
+    rows = [found(f"https://s.test/{i % 150}", pos=i) for i in range(300)]  # every URL twice, 150 apart
+    assert urls.add(B, 0, rows) == [True] * 150 + [False] * 150
+    assert urls.add(B, 0, rows) == [True] * 150 + [False] * 150  # redelivered: the same answer
+
+
 def test_urls_page_exactly_across_buckets_and_items(ddb):
-    urls = DynamoDiscoveredUrls("batches", ddb)
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
     expected = set()
     for seq in (0, 2):
         rows = [found(f"https://s.test/{seq}/{i}", pos=i) for i in range(23)]
@@ -129,7 +172,7 @@ def test_urls_page_exactly_across_buckets_and_items(ddb):
 def test_a_batch_of_many_small_items_pages_exactly_whatever_the_page_size(ddb):
     """Most partitions are empty (items of 0 to 2 URLs, 4 buckets each): every page size lists each URL once, in
     order, and a page that read its partitions in waves resumes at the right one."""
-    urls = DynamoDiscoveredUrls("batches", ddb)
+    urls = DynamoDiscoveredUrls("batches", ddb, concurrency=1)  # moto: one transaction at a time
     expected: list[tuple[int, str]] = []
     for seq in range(60):
         rows = [found(f"https://s.test/{seq}/{i}", pos=i) for i in range(seq % 3)]

@@ -248,7 +248,7 @@ def test_bad_follow_and_sitemap_options_are_invalid():
 
 def test_a_document_cut_before_its_end_counts_what_it_stored_so_the_listing_and_the_counts_agree():
     deps = deps_with_proxies()
-    paths = [f"/p/{i}" for i in range(700)]
+    paths = [f"/p/{i}" for i in range(2000)]  # more than a chunk (kinds/sitemap_count.CHUNK)
     cut = Streamed(urlset(*paths), cut=failure("timeout"))  # every try reads some of it, then its deadline ends it
     Site(
         deps,
@@ -259,10 +259,79 @@ def test_a_document_cut_before_its_end_counts_what_it_stored_so_the_listing_and_
     run(deps, batch)
 
     result = result_of(deps, batch)
-    listed, cursor = deps.urls.page(batch.batch_id, range(0, 1), 1000, None)
+    listed, cursor = deps.urls.page(batch.batch_id, range(0, 1), 5000, None)
     assert cursor is None
     big = next(s for s in result["sitemaps"] if s["url"].endswith("/big.xml"))
     assert big["error"]["code"] == "timeout" and big["type"] == "urlset"
-    assert 0 < big["urls"] < 700  # what was stored before the cut (counted in chunks), not nothing
+    assert 0 < big["urls"] < 2000  # what was stored before the cut (counted in chunks), not nothing
     assert result["urls_found"] == len(listed) == big["urls"] + 1
     assert (result["documents_ok"], result["documents_failed"]) == (1, 1)
+
+
+def slow_store_site(deps, urls: int, store_s: float) -> tuple[Site, set[str]]:
+    """robots.txt -> one gzip urlset of `urls` URLs (its first 30 listed twice, and 5 of another host); storing a
+    chunk of its URLs takes `store_s` on the clock."""
+    paths = [f"/p/{i}" for i in range(urls)]
+    body = (
+        urlset(*paths, *paths[:30]).replace(b"</urlset>", b"")
+        + urlset(*[f"/x/{i}" for i in range(5)], host="https://other.test").split(b'9">', 1)[1]
+    )
+    site = Site(deps, {"/robots.txt": Streamed(robots("/big.xml.gz")), "/big.xml.gz": Streamed(gz(body))})
+    deps.urls.clock, deps.urls.takes_s = deps.clock, store_s
+    return site, {f"https://s.test{p}" for p in paths}
+
+
+def test_a_document_too_slow_to_store_in_one_delivery_goes_on_from_its_checkpoint_counted_exactly():
+    """Storing the urlset outlasts a delivery (timeout_s 5 s, a chunk takes 1 s to store): it stops at a checkpoint
+    and goes on in the next message through its own lease, each part fetched again and only the rest stored; the
+    item counts every URL once and the listing holds each once. The storing never counted as the site's time: no
+    document failed for a timeout, no attempt was spent."""
+    deps = deps_with_proxies()
+    site, expected = slow_store_site(deps, 5000, store_s=1.0)
+    batch = seed(deps, same_host=True)
+
+    outcomes = run(deps, batch)
+
+    parts = outcomes.count("document_checkpoint") + 1
+    assert parts >= 2 and site.fetched["/big.xml.gz"] == parts
+    result = result_of(deps, batch)
+    assert {k: result[k] for k in ("urls_found", "duplicates", "skipped_foreign")} == {
+        "urls_found": 5000,
+        "duplicates": 30,
+        "skipped_foreign": 5,
+    }
+    assert (result["documents_ok"], result["documents_failed"]) == (1, 0)
+    assert deps.urls.of_item(batch.batch_id, 0) == expected
+    [big] = [r for r in deps.documents.of_item(batch.batch_id, 0) if r.url.endswith("/big.xml.gz")]
+    assert big.attempts == 0
+    assert ended(deps, batch) is BatchStatus.COMPLETED
+
+
+def test_a_checkpointed_document_delivered_twice_still_counts_once():
+    """The original message comes back too (SQS redelivered it before its delete): both go on from the checkpoint
+    kept on the document's row; one reads on, the other finds it busy or done, and the counts are exact."""
+    deps = deps_with_proxies()
+    _site, expected = slow_store_site(deps, 4000, store_s=1.0)
+    batch = seed(deps, same_host=True)
+    deliver(deps, work_message(batch, 0, ROOT))
+    deliver(deps, *deps.queue.pop_work())  # robots.txt: the urlset is planned and sent
+    (doc,) = deps.queue.pop_work()
+    assert worker.process(deps, doc, worker.InvocationCache()).outcome == "document_checkpoint"
+    (going_on,) = deps.queue.pop_work()
+    assert going_on.unit == doc.unit
+
+    queue = [doc, going_on]  # the original again, and its continuation
+    for _ in range(50):
+        if not queue:
+            break
+        msg = queue.pop(0)
+        result = worker.process(deps, msg, worker.InvocationCache())
+        queue += deps.queue.pop_work()
+        if result.retry_in_s is not None:
+            deps.clock.sleep(max(result.retry_in_s, 0.01))
+            queue.append(msg)
+
+    result = result_of(deps, batch)
+    assert (result["urls_found"], result["duplicates"], result["documents_ok"]) == (4000, 30, 1)
+    assert deps.urls.of_item(batch.batch_id, 0) == expected
+    assert ended(deps, batch) is BatchStatus.COMPLETED

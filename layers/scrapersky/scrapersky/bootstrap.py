@@ -77,7 +77,9 @@ def build(settings: Settings | None = None, session: Any = None) -> Deps:
         clock=SystemClock(),
         sweeps=DynamoSweeps(settings.batches_table, ddb, retention_s=settings.retention_s),
         documents=DynamoItemDocuments(settings.batches_table, ddb, retention_s=settings.retention_s),
-        urls=DynamoDiscoveredUrls(settings.batches_table, ddb, retention_s=settings.retention_s),
+        urls=DynamoDiscoveredUrls(
+            settings.batches_table, ddb, retention_s=settings.retention_s, concurrency=settings.url_write_concurrency
+        ),
         results=S3ResultStore(settings.results_bucket, s3),
         events=EventPorts(
             queue=SqsEventQueue(settings.events_queue_url, settings.events_dlq_url, sqs),

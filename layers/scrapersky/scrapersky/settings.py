@@ -49,6 +49,7 @@ class Settings(BaseModel):
     robots_user_agent: str = "ScraperSky"  # the user agent whose robots.txt rules options.follow obeys
     follow_page_urls: int = Field(default=2000, ge=1)  # parent URLs one follow message judges (~1 s of claims)
     follow_send_chunks: int = Field(default=20, ge=1)  # kept child chunks one follow message sends
+    url_write_concurrency: int = Field(default=8, ge=1)  # transactions of discovered URLs one document runs at once
     retention_days: float = Field(default=30, gt=0)  # the template's RetentionDays: batches, items, results
 
     def hold_s(self, timeout_s: float) -> float:

@@ -20,6 +20,7 @@ from scrapersky.sitemaps.tally import DocumentCount, document_key
 ROBOTS, PROBE, DOCUMENT = "robots", "probe", "document"  # the roles of an item's units
 # where a unit's row stands; an alias row marks a redirect hop to a document (read once, never fetched itself)
 PENDING, IN_PROGRESS, DONE, ALIAS = "pending", "in_progress", "done", "alias"
+CHECKPOINT = "checkpoint"  # a unit's result key: the document stored part of its URLs and goes on from there
 
 
 def doc_key(url: str) -> str:
@@ -83,6 +84,7 @@ class DocumentRecord:
     got: int = 0  # the URL budget granted to this document so far (kept over a redelivery)
     summary: dict[str, Any] | None = None  # its entry in the item's `sitemaps` (None: it was no document)
     finished_at: float | None = None
+    resume: dict[str, Any] | None = None  # a document read in parts: where the next delivery goes on (Checkpoint)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,12 @@ class ItemDocuments(abc.ABC):
         self, ref: DocRef, token: str, now: float, *, attempt_spent: bool, proxy_id: str | None, error: ItemError | None
     ) -> bool:
         """in_progress -> pending: a retry (attempt_spent) or a rate-limit deferral."""
+
+    @abc.abstractmethod
+    def checkpoint(self, ref: DocRef, token: str, resume: dict[str, Any], now: float) -> bool:
+        """in_progress (claimed by `token`) -> pending with `resume` kept on the row, spending no attempt: the
+        document stored part of its URLs in this delivery and goes on in the next one. False when the claim is
+        gone."""
 
     @abc.abstractmethod
     def grant(self, ref: DocRef, token: str, want: int, max_urls: int) -> int:

@@ -73,7 +73,7 @@ def _doc_key(ref: DocRef) -> dict[str, Any]:
 def _record(row: dict[str, Any]) -> DocumentRecord:
     _s, batch_id, seq = row["pk"].split("#")
     ref = DocRef(batch_id, int(seq), row["sk"].removeprefix(DOC_PREFIX))
-    fields = ("parent", "claim", "claim_until", "last_proxy", "summary", "finished_at")
+    fields = ("parent", "claim", "claim_until", "last_proxy", "summary", "finished_at", "resume")
     return DocumentRecord(
         ref,
         row["url"],
@@ -219,6 +219,12 @@ class DynamoItemDocuments(ItemDocuments):
             u.set(last_proxy=proxy_id)
         if error is not None:
             u.set(last_error={"code": error.code, "message": error.message[:300]})
+        return conditional(
+            self.ddb.update_item, TableName=self.table, Key=_doc_key(ref), **self._held(u, token).kwargs()
+        )
+
+    def checkpoint(self, ref: DocRef, token: str, resume: dict[str, Any], now: float) -> bool:
+        u = Update().set(status=PENDING, resume=resume, updated_at=now).remove("claim", "claim_until")
         return conditional(
             self.ddb.update_item, TableName=self.table, Key=_doc_key(ref), **self._held(u, token).kwargs()
         )

@@ -1,6 +1,13 @@
 """`sitemap`: discover the URLs a site publishes. One document, one unit of work: robots.txt, each probe and each
 document is a work message of its own, fetched through its own lease (services/documents.py claims and counts
-them); this processor reads one of them, streamed into SitemapReader, and plans what it leads to."""
+them); this processor reads one of them, streamed into SitemapReader, and plans what it leads to.
+
+Storing a document's URLs is our time, not the site's: a urlset whose storing outlasts the delivery's time (its
+timeout_s, less CHECKPOINT_MARGIN_S) stops reading there and checkpoints (the entries read, the counts so far: see
+kinds/sitemap_count.py); services/documents.py keeps the checkpoint on the document's row and sends the document
+again, to go on from there. Only a document that made progress checkpoints, only while the site's own time (the
+time the fetch took, less ours) stayed within the deadline, and at most MAX_PARTS times: a slow or dripping site
+still fails for its timeout, and every document ends."""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from scrapersky.kinds.base import KindProcessor, Processed, Unit
 from scrapersky.kinds.sitemap_count import DocumentJob, UrlCounter
 from scrapersky.models import BatchOptions, WorkMessage
 from scrapersky.ports import Fetcher
-from scrapersky.sitemap_ports import PROBE, ROBOTS, DocumentPlan
+from scrapersky.sitemap_ports import CHECKPOINT, PROBE, ROBOTS, DocumentPlan
 from scrapersky.sitemaps import (
     INDEX,
     MAX_DOCUMENT_BYTES,
@@ -27,6 +34,8 @@ from scrapersky.sitemaps import (
 from scrapersky.sitemaps.discovery import MAX_ROBOTS_BYTES
 
 REDIRECT_REFUSED = "redirect_refused"
+CHECKPOINT_MARGIN_S = 5.0  # kept of a delivery's timeout_s to record a checkpoint (at most a quarter of it)
+MAX_PARTS = 40  # deliveries one document may be read in
 
 
 def no_document(release: bool, status: int | None = None, follow_up: Iterable[WorkMessage] = ()) -> Processed:
@@ -56,9 +65,9 @@ class SitemapProcessor(KindProcessor):
         job: DocumentJob = unit.job
         if job.plan.role == ROBOTS:
             return self._robots(unit, job, fetcher, proxy_url, now)
-        if job.stopped():
+        if job.stopped() and not job.resume:  # (a document read in part goes on: its counts so far must end it)
             return no_document(release=True)
-        return _Read(unit, job).run(fetcher, proxy_url, now)
+        return _Read(unit, job, now).run(fetcher, proxy_url)
 
     def _robots(
         self, unit: Unit, job: DocumentJob, fetcher: Fetcher, proxy_url: str, now: Callable[[], float]
@@ -86,22 +95,32 @@ class SitemapProcessor(KindProcessor):
 class _Read:
     """One probe or document, streamed from the fetcher into the reader, its entries counted as they come."""
 
-    def __init__(self, unit: Unit, job: DocumentJob) -> None:
-        self.unit, self.job = unit, job
-        self.count = DocumentCount(unit.url, job.plan.depth)
+    def __init__(self, unit: Unit, job: DocumentJob, now: Callable[[], float]) -> None:
+        self.unit, self.job, self.now = unit, job, now
+        resume = job.resume or {}
+        self.count = DocumentCount.from_dict(resume["count"]) if resume else DocumentCount(unit.url, job.plan.depth)
         self.reader = SitemapReader(unit.url)
-        self.counter = UrlCounter(self.count, job)
+        self.counter = UrlCounter(self.count, job, skip=int(resume.get("pos", 0)))
+        self.parts = int(resume.get("parts", 0))
         self.children: dict[str, None] = {}  # what an index lists, in order, once
+        self.started = now()
+        self.own_s = 0.0  # time spent storing: ours, not the site's
+        self.paused = False
 
-    def run(self, fetcher: Fetcher, proxy_url: str, now: Callable[[], float]) -> Processed:
+    def run(self, fetcher: Fetcher, proxy_url: str) -> Processed:
         u = self.unit
         fetched = fetcher.fetch_stream(u.url, proxy_url, u.timeout_s, u.max_bytes, self._sink, self.job.hop)
         if isinstance(fetched, FetchFailure) and fetched.code == REDIRECT_REFUSED:
             return no_document(release=True)  # the redirecting URL is not a document
-        o = classify(fetched, now())
-        probe = self.job.plan.role == PROBE
+        if self.paused or (isinstance(fetched, FetchFailure) and self._cut_by_our_time(fetched)):
+            return self._checkpoint()
+        o = classify(fetched, self.now())
         if o.kind is not OutcomeKind.SUCCESS or not isinstance(fetched, FetchResponse):
             return Processed(self._partial(o))  # deferred, retried, or failed: services/documents.py records it
+        return self._answered(fetched, o)
+
+    def _answered(self, fetched: FetchResponse, o: Outcome) -> Processed:
+        probe = self.job.plan.role == PROBE
         if fetched.status_code >= 300:  # a redirect without Location: an answer, but no document
             return Processed(
                 Outcome(OutcomeKind.PERMANENT, code=f"http_{fetched.status_code}", http_status=o.http_status)
@@ -114,6 +133,29 @@ class _Read:
         self.count.finish(fetched.status_code, read)
         follow_up = self.job.children(self.children, self.count.depth + 1) if read.type == INDEX else []
         return document(self.count, follow_up)
+
+    def _may_pause(self) -> bool:
+        """A urlset that stored URLs in this delivery may go on in the next one, while the site alone kept within
+        the deadline and the document within MAX_PARTS (otherwise the fetch's own end stands)."""
+        if not self.job.resumable or self.reader.type in (None, INDEX) or self.counter.stopped:
+            return False
+        if self.parts + 1 >= MAX_PARTS:
+            return False
+        self.counter.flush()  # what was read is counted and stored before the checkpoint says so
+        site_s = self.now() - self.started - self.own_s
+        return self.counter.position > self.counter.skip and site_s < self.unit.timeout_s - self._margin()
+
+    def _cut_by_our_time(self, failure: FetchFailure) -> bool:
+        """The fetch's deadline cut it while waiting for the site, but our storing took more than the margin of it."""
+        return failure.code == "timeout" and self.own_s > self._margin() and self._may_pause()
+
+    def _margin(self) -> float:
+        return min(CHECKPOINT_MARGIN_S, self.unit.timeout_s / 4)
+
+    def _checkpoint(self) -> Processed:
+        self.count.type = self.reader.type
+        resume = {"pos": self.counter.position, "parts": self.parts + 1, "count": self.count.to_dict()}
+        return Processed(Outcome(OutcomeKind.SUCCESS, result={CHECKPOINT: resume}))
 
     def _partial(self, o: Outcome) -> Outcome:
         """A fetch cut before its end (its deadline, a reset) keeps what its URLs stored so far: if it is the last
@@ -134,4 +176,11 @@ class _Read:
             for entry in entries:
                 self.children.setdefault(entry.url, None)
             return True
-        return self.counter.add(entries)
+        began = self.now()
+        going = self.counter.add(entries)
+        self.own_s += self.now() - began
+        out_of_time = self.now() - self.started >= self.unit.timeout_s - self._margin()
+        if going and out_of_time and self._may_pause():
+            self.paused = True  # read no further: the next delivery goes on from here
+            return False
+        return going

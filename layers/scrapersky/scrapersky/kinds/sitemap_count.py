@@ -1,20 +1,24 @@
 """What one sitemap document does to its item, through the ledgers the service binds to the document's claim: its
-URLs counted and stored in chunks (one conditional write each, in parallel, the item's max_urls granted as needed)
-and the documents an index lists planned. The counting rules are sitemaps.tally's: in reading order, another host
-(with `same_host`) -> skipped_foreign, already listed for the item -> duplicates, else urls_found; the first new URL
-past max_urls stops the document."""
+URLs counted and stored in chunks (transactions of conditional puts, in parallel, the item's max_urls granted as
+needed) and the documents an index lists planned. The counting rules are sitemaps.tally's: in reading order, another
+host (with `same_host`) -> skipped_foreign, already listed for the item -> duplicates, else urls_found; the first new
+URL past max_urls stops the document.
+
+A document read in parts (kinds/sitemap.py checkpoints one too big to store in one delivery) goes on from its
+Checkpoint: its entries before `pos` were counted and stored by earlier deliveries, so they are only read again
+(for the document's own duplicates), and its counts go on from the checkpoint's."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from scrapersky.models import WorkMessage
 from scrapersky.sitemap_ports import DocumentPlan
 from scrapersky.sitemaps import DocumentCount, Entry, SitemapOptions, site_host
 from scrapersky.sitemaps.tally import MAX_URLS
 
-CHUNK = 200  # entries stored in one go
+CHUNK = 800  # entries stored in one go: 8 transactions of 100, run at once (settings.url_write_concurrency)
 
 
 class DocumentJob(Protocol):
@@ -24,6 +28,8 @@ class DocumentJob(Protocol):
     options: SitemapOptions
     host: str  # the item's site host, for `same_host`
     granted: int  # budget this document was granted before (a redelivery finds it)
+    resume: dict[str, Any] | None  # the checkpoint of a document read in parts (None: from its start)
+    resumable: bool  # a document may checkpoint and go on in another delivery
 
     def hop(self, url: str) -> bool:
         """A redirect hop of this document: False when the item already has that other document."""
@@ -64,18 +70,28 @@ class DocumentJob(Protocol):
 class UrlCounter:
     """Counts and stores one document's entries, chunk by chunk."""
 
-    def __init__(self, count: DocumentCount, job: DocumentJob) -> None:
+    def __init__(self, count: DocumentCount, job: DocumentJob, skip: int = 0) -> None:
+        """`count` goes on from a checkpoint at entry `skip` (what it counted used that much of the budget)."""
         self.doc = count
         self._job = job
-        self._budget = job.granted
+        self._budget = job.granted - count.urls
         self._seen: set[str] = set()  # this document's own URLs: listed twice here is a duplicate, no write
         self._pending: list[tuple[int, Entry]] = []
         self._pos = 0
+        self.skip = skip
         self.stopped = False
+
+    @property
+    def position(self) -> int:
+        """The entries read and counted so far (pending ones included: flush before a checkpoint)."""
+        return self._pos
 
     def add(self, entries: Iterable[Entry]) -> bool:
         """Counts the entries; False once max_urls stopped the document (read no further)."""
         for entry in entries:
+            if self._pos < self.skip:
+                self._replay(entry)
+                continue
             self._pending.append((self._pos, entry))
             self._pos += 1
             if len(self._pending) >= CHUNK:
@@ -99,6 +115,12 @@ class UrlCounter:
                 self._drain(wave)
                 wave = []
         self._drain(wave)
+
+    def _replay(self, entry: Entry) -> None:
+        """An entry an earlier part counted: only remembered as this document's own."""
+        self._pos += 1
+        if not (self._job.options.same_host and site_host(entry.url) != self._job.host):
+            self._seen.add(entry.url)
 
     def _drain(self, wave: list[tuple[int, Entry]]) -> None:
         while wave and not self.stopped:

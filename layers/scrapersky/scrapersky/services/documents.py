@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from scrapersky.domain.outcomes import Outcome, OutcomeKind
 from scrapersky.follow_ports import KeptRobots, robots_host
@@ -22,6 +23,7 @@ from scrapersky.services.claims import Result, record_end, refused_item
 from scrapersky.services.context import Deps
 from scrapersky.services.lifecycle import finish_if_done
 from scrapersky.sitemap_ports import (
+    CHECKPOINT,
     DOCUMENT,
     PROBE,
     ROBOTS,
@@ -148,6 +150,7 @@ class DocumentClaims:
         rec = self.deps.documents.get(self.ref)
         job = DocumentJob(self.deps, self.msg, self.plan, owner, options_of(self.batch), rec.got if rec else 0)
         job.keeps_robots = keeps_robots(self.batch)
+        job.resume = rec.resume if rec else None
         return Unit(unit.url, unit.timeout_s, unit.max_bytes, job=job)
 
     def requeue(self, owner: str, o: Outcome, proxy_id: str, attempt_spent: bool) -> None:
@@ -156,12 +159,13 @@ class DocumentClaims:
         self.deps.documents.requeue(self.ref, owner, now, attempt_spent=attempt_spent, proxy_id=proxy_id, error=error)
 
     def finish(self, owner: str, o: Outcome, metrics: dict[str, float]) -> Result:
-        if o.kind is OutcomeKind.SUCCESS and o.result is not None:
-            raw = o.result.get("count")
-            end = DocumentEnd(None if raw is None else DocumentCount.from_dict(raw), bool(o.result.get("release")))
-        else:
-            end = self._failed(owner, o)
-        progress = self.deps.documents.finish(self.ref, owner, end, self.deps.clock.now())
+        result = o.result if o.kind is OutcomeKind.SUCCESS else None
+        if result is not None and CHECKPOINT in result:
+            return self._go_on(owner, result[CHECKPOINT], metrics)
+        end = self._failed(owner, o) if result is None else self._answered(result)
+        return self._ended(end, self.deps.documents.finish(self.ref, owner, end, self.deps.clock.now()), metrics)
+
+    def _ended(self, end: DocumentEnd, progress: ItemProgress | None, metrics: dict[str, float]) -> Result:
         if progress is None:  # ended already (a lost answer retried, a lapsed claim): the item may still need ending
             complete_item(
                 self.deps, self.batch, self.msg, self.deps.documents.progress(self.msg.batch_id, self.msg.seq)
@@ -170,6 +174,19 @@ class DocumentClaims:
         if complete_item(self.deps, self.batch, self.msg, progress):
             metrics["succeeded" if progress.documents else "failed"] = 1
         return Result("document_done" if end.count else "unit_done", metrics=metrics)
+
+    @staticmethod
+    def _answered(result: dict[str, Any]) -> DocumentEnd:
+        raw = result.get("count")
+        return DocumentEnd(None if raw is None else DocumentCount.from_dict(raw), bool(result.get("release")))
+
+    def _go_on(self, owner: str, resume: dict[str, Any], metrics: dict[str, float]) -> Result:
+        """The document stored part of its URLs and goes on from `resume` in a message of its own (through its own
+        lease): kept on its row first, so whichever delivery claims it next goes on from there."""
+        if not self.deps.documents.checkpoint(self.ref, owner, resume, self.deps.clock.now()):
+            return Result("duplicate_delivery", metrics=metrics)  # the claim was taken over: that delivery goes on
+        self.deps.queue.send_work([unit_message(self.msg, self.plan)])
+        return Result("document_checkpoint", metrics=metrics)
 
     def _failed(self, owner: str, o: Outcome) -> DocumentEnd:
         """A unit that got no answer to read: a failed document; robots.txt or a probe lead to the next step."""
@@ -216,6 +233,8 @@ class DocumentJob:
     options: SitemapOptions
     granted: int
     keeps_robots: bool = False
+    resume: dict[str, Any] | None = None
+    resumable: bool = True
 
     @property
     def host(self) -> str:

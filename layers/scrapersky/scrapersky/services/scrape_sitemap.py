@@ -160,6 +160,8 @@ class _Job:
     walk: _Walk
     plan: DocumentPlan
     granted: int = 0
+    resume: dict[str, Any] | None = None  # a call reads each document whole, within its budget
+    resumable: bool = False
     found: set[str] = field(default_factory=set)  # the URLs new to the item (a big item: only strings held)
     views: list[dict[str, Any]] = field(default_factory=list)  # /urls entries of the first ones, to show
     options: SitemapOptions = field(init=False)
